@@ -1,0 +1,151 @@
+package hub
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+
+	"github.com/pollsse/caddy-poll-sse/diff"
+	"github.com/pollsse/caddy-poll-sse/sse"
+)
+
+// docSource publishes the documents sent on docs, and fails or recovers on request.
+type docSource struct {
+	docs chan string
+}
+
+func newDocSource() *docSource { return &docSource{docs: make(chan string)} }
+
+func (s *docSource) Run(ctx context.Context, t *Topic) {
+	var tr diff.Tracker
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case d := <-s.docs:
+			ch, changed, err := tr.Update([]byte(d))
+			if err != nil {
+				t.Fail(200, reasonNotJSON)
+				continue
+			}
+			t.Recover()
+			if changed {
+				t.Publish(ch)
+			}
+		}
+	}
+}
+
+// send hands doc to the source, failing the test if it is not taken in time.
+func (s *docSource) send(t *testing.T, doc string) {
+	t.Helper()
+	select {
+	case s.docs <- doc:
+	case <-time.After(5 * time.Second):
+		t.Fatal("source did not take the document")
+	}
+}
+
+func subscribe(t *testing.T, h *Hub, src Source, lastID string) *client {
+	t.Helper()
+	sub, err := h.Subscribe("k", func() Source { return src }, lastID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	return &client{sub: sub}
+}
+
+// client reads a subscription as a browser would: it parses the frames and keeps the
+// document by applying snapshots and patches.
+type client struct {
+	sub    *Subscription
+	doc    []byte
+	id     string
+	events []sse.Message
+	retry  time.Duration
+}
+
+// read takes one batch of frames, waiting at most d.
+func (c *client) read(d time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	frames, err := c.sub.Next(ctx)
+	if err != nil {
+		return err
+	}
+	dec := sse.NewDecoder(bytes.NewReader(bytes.Join(frames, nil)))
+	for {
+		m, err := dec.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if err := c.apply(m); err != nil {
+			return err
+		}
+	}
+	if r := dec.Retry(); r != 0 {
+		c.retry = r
+	}
+	return nil
+}
+
+func (c *client) apply(m sse.Message) error {
+	c.events = append(c.events, m)
+	switch m.Type {
+	case "snapshot":
+		c.doc = []byte(m.Data)
+	case "patch":
+		p, err := jsonpatch.DecodePatch([]byte(m.Data))
+		if err != nil {
+			return err
+		}
+		if c.doc, err = p.Apply(c.doc); err != nil {
+			return fmt.Errorf("applying %s: %w", m.Data, err)
+		}
+	case "upstream":
+		return nil
+	default:
+		return fmt.Errorf("unexpected event %q", m.Type)
+	}
+	c.id = m.LastEventID
+	return nil
+}
+
+// waitDoc reads until the client holds want.
+func (c *client) waitDoc(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !(c.doc != nil && jsonpatch.Equal(c.doc, []byte(want))) {
+		if err := c.read(time.Until(deadline)); err != nil {
+			t.Fatalf("waiting for %s (have %s): %v", want, c.doc, err)
+		}
+	}
+}
+
+// types lists the event types received since the index from.
+func (c *client) types(from int) []string {
+	var out []string
+	for _, m := range c.events[from:] {
+		out = append(out, m.Type)
+	}
+	return out
+}
+
+func newHub(t *testing.T, cfg Config) *Hub {
+	t.Helper()
+	h := New(cfg)
+	t.Cleanup(h.Close)
+	return h
+}
+
+func doc(i int) string { return fmt.Sprintf(`{"n":%d,"items":[%d,"x"],"fixed":{"a":"b"}}`, i, i) }

@@ -1,0 +1,159 @@
+// Package hub fans documents out to subscribers: one topic per poll loop key, a shared
+// frame log every subscriber reads with its own cursor, a version history for resume, and
+// the lifecycle that starts a loop with its first subscriber and stops it linger after
+// its last.
+package hub
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// ErrClosed is returned to subscribers when their topic or the whole hub has stopped.
+var ErrClosed = errors.New("hub closed")
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultHistory   = 1000
+	DefaultHeartbeat = 15 * time.Second
+	DefaultRetry     = 3 * time.Second
+	DefaultLinger    = 30 * time.Second
+)
+
+// Config holds the settings shared by all topics of a hub.
+type Config struct {
+	// History is how many versions each topic keeps for resume.
+	History int
+	// Heartbeat is the idle time after which a comment line is sent.
+	Heartbeat time.Duration
+	// Retry is the reconnection delay announced to clients.
+	Retry time.Duration
+	// Linger is how long a topic keeps polling after its last subscriber leaves.
+	Linger time.Duration
+	// Now tells the time; nil means time.Now.
+	Now func() time.Time
+	// Logger receives loop and upstream state changes; nil means no logs.
+	Logger *zap.Logger
+}
+
+// Source produces a topic's documents. Run blocks until ctx ends, publishing through t.
+type Source interface {
+	Run(ctx context.Context, t *Topic)
+}
+
+// Hub owns the topics of one route.
+type Hub struct {
+	cfg   Config
+	retry []byte // the encoded retry frame every stream starts with
+
+	mu     sync.Mutex
+	topics map[string]*Topic
+	closed bool
+	wg     sync.WaitGroup // running sources
+}
+
+// New returns a hub with cfg's zero fields set to their defaults.
+func New(cfg Config) *Hub {
+	if cfg.History <= 0 {
+		cfg.History = DefaultHistory
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.Retry <= 0 {
+		cfg.Retry = DefaultRetry
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = DefaultLinger
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	return &Hub{cfg: cfg, retry: retryFrame(cfg.Retry), topics: make(map[string]*Topic)}
+}
+
+// Subscribe joins the topic for key, starting it with newSource if it is not running.
+// lastEventID is the version the client holds ("" for none); the subscription's first
+// frames bring the client from there to the current version.
+func (h *Hub) Subscribe(key string, newSource func() Source, lastEventID string) (*Subscription, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	t, ok := h.topics[key]
+	if !ok {
+		t = newTopic(h, key)
+		h.topics[key] = t
+		h.start(t, newSource())
+	}
+	return t.subscribe(lastEventID), nil
+}
+
+func (h *Hub) start(t *Topic, src Source) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.cancel = cancel
+	h.cfg.Logger.Info("starting poll loop", zap.String("key", t.key))
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				h.cfg.Logger.Error("poll loop panicked", zap.String("key", t.key), zap.Any("panic", r))
+				h.remove(t)
+			}
+		}()
+		src.Run(ctx, t)
+	}()
+}
+
+// remove stops t and forgets it, if it is still the topic for its key.
+func (h *Hub) remove(t *Topic) {
+	h.mu.Lock()
+	if h.topics[t.key] == t {
+		delete(h.topics, t.key)
+	}
+	h.mu.Unlock()
+	t.stop()
+}
+
+// expire stops t if it still has no subscriber.
+func (h *Hub) expire(t *Topic) {
+	h.mu.Lock()
+	idle := h.topics[t.key] == t && t.idle()
+	if idle {
+		delete(h.topics, t.key)
+	}
+	h.mu.Unlock()
+	if idle {
+		h.cfg.Logger.Info("stopping poll loop", zap.String("key", t.key))
+		t.stop()
+	}
+}
+
+// Topics returns how many topics are running.
+func (h *Hub) Topics() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.topics)
+}
+
+// Close ends every subscription with ErrClosed, stops every source and waits for them.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	topics := h.topics
+	h.topics = map[string]*Topic{}
+	h.mu.Unlock()
+	for _, t := range topics {
+		t.stop()
+	}
+	h.wg.Wait()
+}

@@ -1,0 +1,127 @@
+package hub
+
+import (
+	"context"
+	"time"
+)
+
+// Subscription is one client's cursor into a topic. It is used by one goroutine.
+type Subscription struct {
+	t       *Topic
+	next    uint64   // sequence number of the next frame to read
+	version string   // the version the client holds, or claims to while the topic has none
+	ok      bool     // the upstream health the client was last told; streams start healthy
+	pending [][]byte // the first frames
+	closed  bool
+}
+
+// subscribe opens a subscription for a client holding version lastID ("" for none).
+func (t *Topic) subscribe(lastID string) *Subscription {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.subs++
+	if t.linger != nil {
+		t.linger.Stop()
+		t.linger = nil
+	}
+	s := &Subscription{t: t, next: t.head, version: lastID, ok: true}
+	s.pending = append(s.pending, t.hub.retry)
+	if f := t.resume(lastID); f != nil {
+		s.pending = append(s.pending, f)
+	}
+	if t.cur != nil {
+		s.version = t.cur.ID
+	}
+	if !t.status.OK {
+		s.pending = append(s.pending, t.stFrame)
+		s.ok = false
+	}
+	return s
+}
+
+// Next blocks until there are frames for the client, and returns them in order; they are
+// shared and must not be modified. It returns ErrClosed when the topic stops, or ctx's
+// error when ctx ends first.
+func (s *Subscription) Next(ctx context.Context) ([][]byte, error) {
+	if p := s.pending; p != nil {
+		s.pending = nil
+		return p, nil
+	}
+	for {
+		frames, wake, err := s.t.since(s)
+		if err != nil || len(frames) > 0 {
+			return frames, err
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// since returns the frames s has not read, and the channel that is closed when there are
+// more. A subscriber that fell out of the log gets one catch-up instead.
+func (t *Topic) since(s *Subscription) ([][]byte, <-chan struct{}, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.stopped {
+		return nil, nil, ErrClosed
+	}
+	if s.next == t.head {
+		return nil, t.wake, nil
+	}
+	if s.next < t.oldest() {
+		return t.catchUpFrames(s), nil, nil
+	}
+	frames := make([][]byte, 0, t.head-s.next)
+	for ; s.next < t.head; s.next++ {
+		f := &t.log[s.next%logWindow]
+		if f.full && f.version == s.version {
+			continue // the client already holds this document
+		}
+		frames = append(frames, f.data)
+		if f.version != "" {
+			s.version = f.version
+		}
+		if f.health != healthSame {
+			s.ok = f.health == healthOK
+		}
+	}
+	return frames, t.wake, nil
+}
+
+// catchUpFrames moves s to the head of the log. t.mu is held.
+func (t *Topic) catchUpFrames(s *Subscription) [][]byte {
+	var frames [][]byte
+	if f := t.resume(s.version); f != nil {
+		frames = append(frames, f)
+	}
+	if s.ok != t.status.OK {
+		frames = append(frames, t.stFrame)
+		s.ok = t.status.OK
+	}
+	if t.cur != nil {
+		s.version = t.cur.ID
+	}
+	s.next = t.head
+	if frames == nil {
+		frames = [][]byte{heartbeat}
+	}
+	return frames
+}
+
+// Close ends the subscription. The topic lingers after its last subscriber.
+func (s *Subscription) Close() {
+	t := s.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	t.subs--
+	if t.subs == 0 && !t.stopped {
+		t.linger = time.AfterFunc(t.hub.cfg.Linger, func() { t.hub.expire(t) })
+	}
+}
