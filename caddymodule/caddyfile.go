@@ -1,0 +1,136 @@
+package caddymodule
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("poll_sse", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("poll_sse", httpcaddyfile.Before, "reverse_proxy")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	poll_sse [<matcher>] <upstream_url> {
+//		interval  <duration>
+//		timeout   <duration>
+//		header_up <field> <value>
+//		history   <events>
+//		heartbeat <duration>
+//		retry     <duration>
+//		linger    <duration>
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	h.Upstream = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		if err := h.unmarshalSubdirective(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser) error {
+	switch name := d.Val(); name {
+	case "interval":
+		return parseDuration(d, &h.Interval)
+	case "timeout":
+		return parseDuration(d, &h.Timeout)
+	case "heartbeat":
+		return parseDuration(d, &h.Heartbeat)
+	case "retry":
+		return parseDuration(d, &h.Retry)
+	case "linger":
+		return parseDuration(d, &h.Linger)
+	case "history":
+		return parsePositiveInt(d, &h.History)
+	case "header_up":
+		return h.parseHeaderUp(d)
+	default:
+		return d.Errf("unknown subdirective %q", name)
+	}
+}
+
+// oneArg returns the single argument of the current subdirective.
+func oneArg(d *caddyfile.Dispenser) (string, error) {
+	if !d.NextArg() {
+		return "", d.ArgErr()
+	}
+	v := d.Val()
+	if d.NextArg() {
+		return "", d.ArgErr()
+	}
+	return v, nil
+}
+
+func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	name := d.Val()
+	v, err := oneArg(d)
+	if err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil {
+		return d.Errf("%s: %v", name, err)
+	}
+	if dur <= 0 {
+		return d.Errf("%s: %q must be positive", name, v)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+func parsePositiveInt(d *caddyfile.Dispenser, dst *int) error {
+	name := d.Val()
+	v, err := oneArg(d)
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return d.Errf("%s: %q is not a positive whole number", name, v)
+	}
+	*dst = n
+	return nil
+}
+
+func (h *Handler) parseHeaderUp(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	field := d.Val()
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	value := d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if h.HeaderUp == nil {
+		h.HeaderUp = make(http.Header)
+	}
+	h.HeaderUp.Add(field, value)
+	return nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

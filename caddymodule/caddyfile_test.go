@@ -1,0 +1,65 @@
+package caddymodule
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/caddytest"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+// TestCaddyfileAdapt compares `caddy adapt` output with the golden JSON in
+// testdata/adapt/*.caddyfiletest (Caddyfile, a line of dashes, JSON).
+func TestCaddyfileAdapt(t *testing.T) {
+	files, err := filepath.Glob("testdata/adapt/*.caddyfiletest")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden files: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			raw, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, want, ok := strings.Cut(string(raw), "----------\n")
+			if !ok {
+				t.Fatal("no separator line")
+			}
+			if !caddytest.CompareAdapt(t, file, in, "caddyfile", strings.TrimSpace(want)) {
+				t.Fatal("adapted JSON differs from the golden file")
+			}
+		})
+	}
+}
+
+// TestCaddyfileErrors checks that bad subdirectives are errors naming the file and line.
+func TestCaddyfileErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, body, want, at string
+	}{
+		{"unknown subdirective", "poll_sse http://127.0.0.1/x {\n\tintervall 1s\n}", `unknown subdirective "intervall"`, "at Caddyfile:3"},
+		{"malformed duration", "poll_sse http://127.0.0.1/x {\n\tinterval soon\n}", "interval:", "at Caddyfile:3"},
+		{"zero duration", "poll_sse http://127.0.0.1/x {\n\tlinger 0\n}", `linger: "0" must be positive`, "at Caddyfile:3"},
+		{"negative history", "poll_sse http://127.0.0.1/x {\n\thistory -1\n}", `history: "-1" is not a positive whole number`, "at Caddyfile:3"},
+		{"missing upstream", "poll_sse", "wrong argument count", "at Caddyfile:2"},
+		{"two upstreams", "poll_sse http://a/x http://b/y", "wrong argument count", "at Caddyfile:2"},
+		{"header_up without value", "poll_sse http://127.0.0.1/x {\n\theader_up X-A\n}", "wrong argument count", "at Caddyfile:3"},
+		{"extra argument", "poll_sse http://127.0.0.1/x {\n\ttimeout 1s 2s\n}", "wrong argument count", "at Caddyfile:3"},
+	}
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			body := ":8080\n" + tc.body + "\n"
+			_, _, err := adapter.Adapt([]byte(body), map[string]any{"filename": "Caddyfile"})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasSuffix(err.Error(), tc.at) {
+				t.Fatalf("error %v; want %q %s", err, tc.want, tc.at)
+			}
+		})
+	}
+}
