@@ -16,6 +16,11 @@ import (
 // serveStream subscribes the client to its loop and writes frames until the client
 // leaves, the handler is cleaned up, or the server shuts down.
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) error {
+	if r.Method == http.MethodHead {
+		setStreamHeaders(w.Header())
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
 	lastID, _ := sse.ParseLastEventID(lastEventID(r))
 	sub, err := h.hub.Subscribe(h.loopKey(r), h.newSource, lastID)
 	if err != nil {
@@ -27,14 +32,8 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	defer context.AfterFunc(h.streams, cancel)()
 
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("X-Accel-Buffering", "no")
+	setStreamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
-		return nil
-	}
 	rc := http.NewResponseController(w)
 	for {
 		frames, err := sub.Next(ctx)
@@ -46,6 +45,12 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 	}
+}
+
+func setStreamHeaders(hdr http.Header) {
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no")
 }
 
 // write sends frames and flushes them. A client that cannot take them within the write
