@@ -43,8 +43,9 @@ type Handler struct {
 	// Linger is how long polling goes on after the last subscriber leaves. Default: 30s.
 	Linger caddy.Duration `json:"linger,omitempty"`
 
-	poller *poller.Poller
+	poll   poller.Config // each poll loop gets its own poller.Poller from it
 	hub    *hub.Hub
+	hubKey string
 	logger *zap.Logger
 
 	// streams ends every open stream when canceled: on Cleanup, or when a server this
@@ -62,7 +63,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision sets defaults and builds the poller and the hub.
+// Provision sets defaults, checks the poll settings and joins the route's hub.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.Interval == 0 {
@@ -71,23 +72,19 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Timeout == 0 {
 		h.Timeout = caddy.Duration(poller.DefaultTimeout)
 	}
-	p, err := poller.New(poller.Config{
+	h.poll = poller.Config{
 		URL:      h.Upstream,
 		Header:   h.HeaderUp,
 		Interval: time.Duration(h.Interval),
 		Timeout:  time.Duration(h.Timeout),
-	})
-	if err != nil {
+		Client:   poller.NewClient(),
+	}
+	if _, err := poller.New(h.poll); err != nil {
 		return err
 	}
-	h.poller = p
-	h.hub = hub.New(hub.Config{
-		History:   h.History,
-		Heartbeat: time.Duration(h.Heartbeat),
-		Retry:     time.Duration(h.Retry),
-		Linger:    time.Duration(h.Linger),
-		Logger:    h.logger,
-	})
+	if err := h.provisionHub(); err != nil {
+		return err
+	}
 	h.streams, h.endStreams = context.WithCancel(context.Background())
 	h.servers = new(sync.Map)
 	return nil
@@ -118,8 +115,10 @@ func (h *Handler) Cleanup() error {
 	if h.endStreams != nil {
 		h.endStreams()
 	}
-	if h.hub != nil {
-		h.hub.Close()
+	if h.hubKey != "" {
+		if _, err := hubs.Delete(h.hubKey); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -133,7 +132,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	return h.serveStream(w, r)
 }
 
-func (h *Handler) newSource() hub.Source { return hub.NewPollSource(h.poller) }
+// newSource starts the source of a new poll loop. The config was checked in Provision.
+func (h *Handler) newSource() hub.Source {
+	p, err := poller.New(h.poll)
+	if err != nil {
+		panic(fmt.Sprintf("poller config checked at provision: %v", err))
+	}
+	return hub.NewPollSource(p)
+}
 
 // loopKey identifies the poll loop a request joins.
 func (h *Handler) loopKey(*http.Request) string { return h.Upstream }
