@@ -16,6 +16,9 @@ import (
 // ErrClosed is returned to subscribers when their topic or the whole hub has stopped.
 var ErrClosed = errors.New("hub closed")
 
+// ErrTooManyTopics is returned by Subscribe when a new topic would exceed Config.MaxTopics.
+var ErrTooManyTopics = errors.New("too many poll loops")
+
 // Defaults applied by New to zero Config fields.
 const (
 	DefaultHistory   = 1000
@@ -34,6 +37,8 @@ type Config struct {
 	Retry time.Duration
 	// Linger is how long a topic keeps polling after its last subscriber leaves.
 	Linger time.Duration
+	// MaxTopics caps the topics running at once; 0 means no cap.
+	MaxTopics int
 	// Now tells the time; nil means time.Now.
 	Now func() time.Time
 	// Logger receives loop and upstream state changes; nil means no logs.
@@ -90,6 +95,9 @@ func (h *Hub) Subscribe(key string, newSource func() Source, lastEventID string)
 	}
 	t, ok := h.topics[key]
 	if !ok {
+		if h.cfg.MaxTopics > 0 && len(h.topics) >= h.cfg.MaxTopics {
+			return nil, ErrTooManyTopics
+		}
 		t = newTopic(h, key)
 		h.topics[key] = t
 		h.start(t, newSource())
@@ -99,7 +107,7 @@ func (h *Hub) Subscribe(key string, newSource func() Source, lastEventID string)
 
 func (h *Hub) start(t *Topic, src Source) {
 	ctx, cancel := context.WithCancel(context.Background())
-	t.cancel = cancel
+	t.cancel, t.source = cancel, src
 	h.cfg.Logger.Info("starting poll loop", zap.String("key", t.key))
 	h.wg.Add(1)
 	go func() {
@@ -136,6 +144,22 @@ func (h *Hub) expire(t *Topic) {
 		h.cfg.Logger.Info("stopping poll loop", zap.String("key", t.key))
 		t.stop()
 	}
+}
+
+// Poke asks the source of the topic for key to poll now, if the topic is running and its
+// source can be poked. It reports whether a source was poked.
+func (h *Hub) Poke(key string) bool {
+	h.mu.Lock()
+	t := h.topics[key]
+	h.mu.Unlock()
+	if t == nil {
+		return false
+	}
+	p, ok := t.source.(interface{ Poke() })
+	if ok {
+		p.Poke()
+	}
+	return ok
 }
 
 // Topics returns how many topics are running.

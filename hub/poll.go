@@ -15,10 +15,14 @@ const reasonNotJSON = "response is not JSON"
 type PollSource struct {
 	poller  *poller.Poller
 	tracker diff.Tracker
+	bad     bool // the last body received was not JSON
 }
 
 // NewPollSource returns a source polling with p. Each topic needs its own source.
 func NewPollSource(p *poller.Poller) *PollSource { return &PollSource{poller: p} }
+
+// Poke makes the poll loop poll now; see poller.Poller.Poke.
+func (s *PollSource) Poke() { s.poller.Poke() }
 
 // Run implements Source.
 func (s *PollSource) Run(ctx context.Context, t *Topic) {
@@ -26,12 +30,18 @@ func (s *PollSource) Run(ctx context.Context, t *Topic) {
 }
 
 func (s *PollSource) handle(t *Topic, r poller.Result) {
-	if r.Err != nil {
+	switch {
+	case r.Err != nil:
 		t.Fail(r.Status, r.Err.Error())
+		return
+	case r.NotModified && s.bad:
+		return // still the body that was not JSON: the failure stands
+	case r.NotModified:
+		t.Recover()
 		return
 	}
 	ch, changed, err := s.tracker.Update(r.Body)
-	if err != nil {
+	if s.bad = err != nil; s.bad {
 		t.Fail(r.Status, reasonNotJSON)
 		return
 	}

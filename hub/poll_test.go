@@ -70,8 +70,12 @@ func TestPollSourceThroughUpstreamTrouble(t *testing.T) {
 		answer     func(w http.ResponseWriter, r *http.Request)
 	}{
 		{"500", `"status":500`, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) }},
-		{"html", `"error":"response is not JSON"`, func(w http.ResponseWriter, _ *http.Request) {
+		{"html", `"error":"not JSON (Content-Type text/html)"`, func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "text/html")
+			_, _ = w.Write([]byte("<html><body>maintenance</body></html>"))
+		}},
+		{"html labelled json", `"error":"response is not JSON"`, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write([]byte("<html><body>maintenance</body></html>"))
 		}},
 		{"timeout", `"error":"timeout"`, func(w http.ResponseWriter, r *http.Request) {

@@ -38,6 +38,7 @@ type Topic struct {
 	hub    *Hub
 	key    string
 	cancel context.CancelFunc
+	source Source
 
 	mu      sync.RWMutex
 	subs    int

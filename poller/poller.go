@@ -1,24 +1,26 @@
 // Package poller runs one upstream poll loop: it requests a legacy JSON endpoint once per
-// interval, bounds each request in time and size, and reports every outcome to a callback.
+// interval, bounds each request in time and size, backs off while the upstream fails, sends
+// conditional requests, and reports every outcome to a callback.
 package poller
 
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 )
 
 // Defaults applied by New to zero Config fields.
 const (
-	DefaultInterval = 2 * time.Second
-	DefaultTimeout  = 10 * time.Second
-	DefaultMaxBody  = 8 << 20
+	DefaultInterval   = 2 * time.Second
+	DefaultTimeout    = 10 * time.Second
+	DefaultMaxBody    = 8 << 20
+	DefaultMaxBackoff = time.Minute
 )
 
 // Config describes one upstream request and its schedule.
@@ -27,30 +29,46 @@ type Config struct {
 	URL string
 	// Method is GET (default) or POST.
 	Method string
-	// Header is sent on every poll.
+	// Header is sent on every poll. It overrides the defaults: Accept: application/json,
+	// Accept-Encoding: gzip, and Content-Type: application/json on a POST. Whatever it says
+	// of Accept-Encoding, the poller decodes gzip responses itself, under MaxBody; any other
+	// Content-Encoding is an error. An If-None-Match or If-Modified-Since set here replaces
+	// the validator the poller would send.
 	Header http.Header
 	// Body is the request body of a POST poll.
 	Body []byte
-	// Interval is the time between the starts of two polls.
+	// Interval is the time between the starts of two successful polls.
 	Interval time.Duration
 	// Timeout bounds one poll, body included.
 	Timeout time.Duration
 	// MaxBody bounds the response body, counted after decompression.
 	MaxBody int64
+	// MaxBackoff caps the wait after consecutive failures; default DefaultMaxBackoff, and
+	// never less than Interval.
+	MaxBackoff time.Duration
 	// Client sends the requests; nil means a client from NewClient.
 	Client *http.Client
+	// Clock tells the time and waits between polls; nil means the real clock.
+	Clock Clock
+	// Rand returns a number in [0, 1) for jitter; nil means math/rand/v2 Float64.
+	Rand func() float64
 }
 
 // Result is the outcome of one poll.
 type Result struct {
-	// Body is the response body of a successful poll.
+	// Body is the response body of a successful poll; nil when NotModified.
 	Body []byte
 	// Status is the HTTP status received, 0 when no response arrived.
 	Status int
 	// Err is nil on success, else an *Error.
 	Err error
-	// Duration is how long the poll took.
+	// Duration is how long the poll took, by the configured Clock.
 	Duration time.Duration
+	// NotModified reports a 304 answer to a conditional request: the document is the one
+	// of the last successful poll.
+	NotModified bool
+	// RetryAfter is the upstream's Retry-After on a 429 or 503, capped at MaxRetryAfter.
+	RetryAfter time.Duration
 }
 
 // Error is a failed poll, as clients are told about it.
@@ -67,9 +85,17 @@ func (e *Error) Error() string { return e.Reason }
 // Unwrap returns the underlying error, if any.
 func (e *Error) Unwrap() error { return e.err }
 
-// Poller polls one upstream.
+// Poller polls one upstream. It belongs to one poll loop: its conditional-request and
+// backoff state describe that loop.
 type Poller struct {
-	cfg Config
+	cfg  Config
+	poke chan struct{}
+
+	mu sync.Mutex
+	// etag and lastModified are the validators of the last response that passed all checks.
+	etag, lastModified string
+	failures           int       // consecutive failed polls
+	next               time.Time // when the next poll is due
 }
 
 // New checks cfg, fills in defaults and returns a Poller.
@@ -87,6 +113,11 @@ func New(cfg Config) (*Poller, error) {
 	if cfg.Method != http.MethodGet && cfg.Method != http.MethodPost {
 		return nil, fmt.Errorf("method %q: want GET or POST", cfg.Method)
 	}
+	applyDefaults(&cfg)
+	return &Poller{cfg: cfg, poke: make(chan struct{}, 1)}, nil
+}
+
+func applyDefaults(cfg *Config) {
 	if cfg.Interval <= 0 {
 		cfg.Interval = DefaultInterval
 	}
@@ -96,114 +127,88 @@ func New(cfg Config) (*Poller, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	cfg.MaxBackoff = max(cfg.MaxBackoff, cfg.Interval)
 	if cfg.Client == nil {
 		cfg.Client = NewClient()
 	}
-	return &Poller{cfg: cfg}, nil
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Float64
+	}
+	cfg.Header = canonicalHeader(cfg.Header)
+}
+
+// canonicalHeader copies h with canonical keys, so that the defaults see what it sets.
+func canonicalHeader(h http.Header) http.Header {
+	out := make(http.Header, len(h))
+	for k, vs := range h {
+		ck := http.CanonicalHeaderKey(k)
+		out[ck] = append(out[ck], vs...)
+	}
+	return out
 }
 
 // Interval returns the configured time between polls.
 func (p *Poller) Interval() time.Duration { return p.cfg.Interval }
 
-// Run polls once at once, then once per interval, calling fn with each result, until ctx
-// ends. fn runs on Run's goroutine; a poll never overlaps the previous one, and a poll that
-// takes longer than the interval is followed by the next one at once.
-func (p *Poller) Run(ctx context.Context, fn func(Result)) {
-	ticker := time.NewTicker(p.cfg.Interval)
-	defer ticker.Stop()
-	for {
-		res := p.Poll(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		fn(res)
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
-	}
-}
-
-// Poll makes one request.
+// Poll makes one request. A 304 answer to the validators of an earlier successful poll is
+// a success with NotModified set.
 func (p *Poller) Poll(ctx context.Context) Result {
-	start := time.Now()
+	start := p.cfg.Clock.Now()
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
-	body, status, err := p.fetch(ctx)
-	return Result{Body: body, Status: status, Err: err, Duration: time.Since(start)}
+	res := p.fetch(ctx)
+	res.Duration = p.cfg.Clock.Now().Sub(start)
+	return res
 }
 
-func (p *Poller) fetch(ctx context.Context) ([]byte, int, error) {
-	req, err := p.request(ctx)
+func (p *Poller) fetch(ctx context.Context) Result {
+	req, conditional, err := p.request(ctx)
 	if err != nil {
-		return nil, 0, &Error{Reason: "bad request", err: err}
+		return Result{Err: &Error{Reason: "bad request", err: err}}
 	}
 	resp, err := p.cfg.Client.Do(req)
 	if err != nil {
-		return nil, 0, transportError(err)
+		return Result{Err: transportError(err)}
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		return nil, resp.StatusCode, &Error{Status: resp.StatusCode, Reason: "upstream answered " + http.StatusText(resp.StatusCode)}
+	switch {
+	case resp.StatusCode == http.StatusNotModified && conditional:
+		return Result{Status: http.StatusNotModified, NotModified: true}
+	case resp.StatusCode < 200 || resp.StatusCode > 299:
+		return p.statusError(resp)
 	}
-	body, err := readLimited(resp.Body, p.cfg.MaxBody)
-	if err != nil {
-		return nil, resp.StatusCode, bodyError(resp.StatusCode, err)
-	}
-	return body, resp.StatusCode, nil
+	return p.success(resp)
 }
 
-func (p *Poller) request(ctx context.Context) (*http.Request, error) {
+// request builds one poll's request; conditional reports whether it carries a validator
+// remembered from an earlier response.
+func (p *Poller) request(ctx context.Context) (req *http.Request, conditional bool, err error) {
 	var body io.Reader
 	if p.cfg.Method == http.MethodPost {
 		body = bytes.NewReader(p.cfg.Body)
 	}
-	req, err := http.NewRequestWithContext(ctx, p.cfg.Method, p.cfg.URL, body)
+	req, err = http.NewRequestWithContext(ctx, p.cfg.Method, p.cfg.URL, body)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	for k, vs := range p.cfg.Header {
-		req.Header[k] = vs
+	req.Header = p.cfg.Header.Clone()
+	setDefault(req.Header, "Accept", "application/json")
+	setDefault(req.Header, "Accept-Encoding", "gzip")
+	if body != nil {
+		setDefault(req.Header, "Content-Type", "application/json")
 	}
-	if req.Header.Get("Accept") == "" {
-		req.Header.Set("Accept", "application/json")
-	}
-	return req, nil
+	return req, p.addValidators(req.Header), nil
 }
 
-// errTooLarge reports a body over MaxBody.
-var errTooLarge = errors.New("body too large")
-
-func readLimited(r io.Reader, limit int64) ([]byte, error) {
-	body, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(body)) > limit {
-		return nil, fmt.Errorf("%w: over %d bytes", errTooLarge, limit)
-	}
-	return body, nil
-}
-
-func bodyError(status int, err error) error {
-	if errors.Is(err, errTooLarge) {
-		return &Error{Status: status, Reason: err.Error(), err: err}
-	}
-	e := transportError(err).(*Error)
-	e.Status = status
-	return e
-}
-
-func transportError(err error) error {
-	var ne net.Error
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return &Error{Reason: "timeout", err: err}
-	case errors.Is(err, errRedirect):
-		return &Error{Reason: errRedirect.Error(), err: err}
-	default:
-		return &Error{Reason: "upstream unreachable", err: err}
+// setDefault sets key, in canonical form, unless h already has it.
+func setDefault(h http.Header, key, value string) {
+	if _, ok := h[key]; !ok {
+		h[key] = []string{value}
 	}
 }

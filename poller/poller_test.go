@@ -20,8 +20,9 @@ func newPoller(t *testing.T, cfg Config) *Poller {
 	return p
 }
 
-func TestPollOutcomes(t *testing.T) {
-	t.Parallel()
+// outcomeServer answers each path of TestPollOutcomes.
+func outcomeServer(t *testing.T) *httptest.Server {
+	t.Helper()
 	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte(`{}`)) }))
 	t.Cleanup(other.Close)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -41,6 +42,12 @@ func TestPollOutcomes(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestPollOutcomes(t *testing.T) {
+	t.Parallel()
+	srv := outcomeServer(t)
 	tests := []struct {
 		path, reason, body string
 		status             int
@@ -121,5 +128,42 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		if _, err := New(cfg); err == nil {
 			t.Errorf("New(%+v) accepted", cfg)
 		}
+	}
+}
+
+func TestRequestShape(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, method, body string
+		header             http.Header
+		wantCT, wantAccept string
+	}{
+		{"POST carries body as JSON", http.MethodPost, `{"q":1}`, nil, "application/json", "application/json"},
+		{"POST keeps configured Content-Type", http.MethodPost, "q=1", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}, "application/x-www-form-urlencoded", "application/json"},
+		{"non-canonical keys override defaults", http.MethodPost, `{}`, http.Header{"content-type": {"text/plain"}, "accept": {"*/*"}}, "text/plain", "*/*"},
+		{"GET has no body", http.MethodGet, "", nil, "", "application/json"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rec := new(recorder)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				rec.add(r)
+				_, _ = w.Write([]byte(`{}`))
+			}))
+			t.Cleanup(srv.Close)
+			p := newPoller(t, Config{URL: srv.URL, Method: tc.method, Body: []byte(tc.body), Header: tc.header})
+			for range 2 {
+				if res := p.Poll(context.Background()); res.Err != nil {
+					t.Fatal(res.Err)
+				}
+			}
+			for _, r := range rec.all() {
+				h := r.header
+				if r.method != tc.method || r.body != tc.body || h.Get("Content-Type") != tc.wantCT || len(h.Values("Content-Type")) > 1 || h.Get("Accept") != tc.wantAccept {
+					t.Fatalf("request %s %q, Content-Type %q, Accept %q; want %s %q, %q, %q", r.method, r.body, h.Values("Content-Type"), h.Get("Accept"), tc.method, tc.body, tc.wantCT, tc.wantAccept)
+				}
+			}
+		})
 	}
 }
