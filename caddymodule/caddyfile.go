@@ -1,8 +1,12 @@
 package caddymodule
 
 import (
+	"math"
 	"net/http"
 	"strconv"
+	"strings"
+
+	"github.com/dustin/go-humanize"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -31,6 +35,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		heartbeat <duration>
 //		retry     <duration>
 //		linger    <duration>
+//		method    GET|POST
+//		body      <text>
+//		forward   <field...>
+//		max_body  <size>
+//		max_upstreams <n>
+//		poke      <secret>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -65,6 +75,18 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		return parsePositiveInt(d, &h.History)
 	case "header_up":
 		return h.parseHeaderUp(d)
+	case "method":
+		return parseMethod(d, &h.Method)
+	case "body":
+		return parseString(d, &h.Body)
+	case "poke":
+		return parseString(d, &h.Poke)
+	case "forward":
+		return parseFields(d, &h.Forward)
+	case "max_body":
+		return parseSize(d, &h.MaxBody)
+	case "max_upstreams":
+		return parsePositiveInt(d, &h.MaxUpstreams)
 	default:
 		return d.Errf("unknown subdirective %q", name)
 	}
@@ -129,6 +151,47 @@ func (h *Handler) parseHeaderUp(d *caddyfile.Dispenser) error {
 		h.HeaderUp = make(http.Header)
 	}
 	h.HeaderUp.Add(field, value)
+	return nil
+}
+
+func parseString(d *caddyfile.Dispenser, dst *string) error {
+	v, err := oneArg(d)
+	*dst = v
+	return err
+}
+
+func parseMethod(d *caddyfile.Dispenser, dst *string) error {
+	v, err := oneArg(d)
+	if err != nil {
+		return err
+	}
+	if v = strings.ToUpper(v); v != http.MethodGet && v != http.MethodPost {
+		return d.Errf("method: %q is not GET or POST", v)
+	}
+	*dst = v
+	return nil
+}
+
+func parseFields(d *caddyfile.Dispenser, dst *[]string) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.ArgErr()
+	}
+	*dst = append(*dst, args...)
+	return nil
+}
+
+func parseSize(d *caddyfile.Dispenser, dst *int64) error {
+	name := d.Val()
+	v, err := oneArg(d)
+	if err != nil {
+		return err
+	}
+	n, err := humanize.ParseBytes(v)
+	if err != nil || n == 0 || n > math.MaxInt64 {
+		return d.Errf("%s: %q is not a positive size", name, v)
+	}
+	*dst = int64(n)
 	return nil
 }
 

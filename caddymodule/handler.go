@@ -7,7 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,11 +42,27 @@ type Handler struct {
 	Retry caddy.Duration `json:"retry,omitempty"`
 	// Linger is how long polling goes on after the last subscriber leaves. Default: 30s.
 	Linger caddy.Duration `json:"linger,omitempty"`
+	// Method is the poll's HTTP method, GET or POST. Default: GET.
+	Method string `json:"method,omitempty"`
+	// Body is the request body of a POST poll.
+	Body string `json:"body,omitempty"`
+	// Forward names client request headers sent upstream. Clients whose values differ
+	// never share a poll loop, its history or its ids.
+	Forward []string `json:"forward,omitempty"`
+	// MaxBody bounds the upstream body, counted after decompression. Default: 8 MiB.
+	MaxBody int64 `json:"max_body,omitempty"`
+	// MaxUpstreams caps the distinct poll loops live on this route; beyond it new
+	// clients get 503. Default: 1000.
+	MaxUpstreams int `json:"max_upstreams,omitempty"`
+	// Poke is a secret: a POST to the stream URL with header `Poll-SSE-Poke: <secret>`
+	// makes its loop poll now.
+	Poke string `json:"poke,omitempty"`
 
-	poll   poller.Config // each poll loop gets its own poller.Poller from it
-	hub    *hub.Hub
-	hubKey string
-	logger *zap.Logger
+	upstream upstreamTemplate
+	poll     poller.Config // each poll loop gets its own poller.Poller from it
+	hub      *hub.Hub
+	hubKey   string
+	logger   *zap.Logger
 
 	// streams ends every open stream when canceled: on Cleanup, or when a server this
 	// handler serves begins to shut down.
@@ -72,14 +88,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Timeout == 0 {
 		h.Timeout = caddy.Duration(poller.DefaultTimeout)
 	}
-	h.poll = poller.Config{
-		URL:      h.Upstream,
-		Header:   h.HeaderUp,
-		Interval: time.Duration(h.Interval),
-		Timeout:  time.Duration(h.Timeout),
-		Client:   poller.NewClient(),
+	if h.MaxUpstreams == 0 {
+		h.MaxUpstreams = defaultMaxUpstreams
 	}
-	if _, err := poller.New(h.poll); err != nil {
+	if err := h.provisionPoll(); err != nil {
 		return err
 	}
 	if err := h.provisionHub(); err != nil {
@@ -90,11 +102,45 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// defaultMaxUpstreams is the default cap on live poll loops per route.
+const defaultMaxUpstreams = 1000
+
+// provisionPoll checks the upstream template and builds the poll settings shared by the
+// route's loops. header_up values may use {env.*}, resolved here once.
+func (h *Handler) provisionPoll() error {
+	tmpl, err := parseUpstream(h.Upstream)
+	if err != nil {
+		return err
+	}
+	h.upstream = tmpl
+	repl := caddy.NewReplacer()
+	header := make(http.Header, len(h.HeaderUp))
+	for k, vs := range h.HeaderUp {
+		for _, v := range vs {
+			header.Add(k, repl.ReplaceKnown(v, ""))
+		}
+	}
+	h.poll = poller.Config{
+		URL:      strings.NewReplacer("{", "", "}", "").Replace(h.Upstream),
+		Method:   h.Method,
+		Header:   header,
+		Body:     []byte(h.Body),
+		Interval: time.Duration(h.Interval),
+		Timeout:  time.Duration(h.Timeout),
+		MaxBody:  h.MaxBody,
+		Client:   poller.NewClient(),
+	}
+	_, err = poller.New(h.poll)
+	return err
+}
+
 // Validate checks the configuration.
 func (h *Handler) Validate() error {
-	u, err := url.Parse(h.Upstream)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("upstream %q: want an absolute http or https URL", h.Upstream)
+	if _, err := parseUpstream(h.Upstream); err != nil {
+		return err
+	}
+	if h.MaxBody < 0 || h.MaxUpstreams < 0 {
+		return fmt.Errorf("max_body and max_upstreams must not be negative")
 	}
 	for name, d := range map[string]caddy.Duration{
 		"interval": h.Interval, "timeout": h.Timeout, "heartbeat": h.Heartbeat,
@@ -123,26 +169,29 @@ func (h *Handler) Cleanup() error {
 	return nil
 }
 
-// ServeHTTP opens an event stream. Methods other than GET and HEAD get 405.
+// ServeHTTP opens an event stream, answers a JSON-only GET with the latest document, and
+// takes pokes. Other methods get 405.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
+	switch {
+	case r.Method == http.MethodPost && h.Poke != "":
+		return h.servePoke(w, r)
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		allow := "GET, HEAD"
+		if h.Poke != "" {
+			allow += ", POST"
+		}
+		w.Header().Set("Allow", allow)
 		return caddyhttp.Error(http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed", r.Method))
 	}
-	return h.serveStream(w, r)
-}
-
-// newSource starts the source of a new poll loop. The config was checked in Provision.
-func (h *Handler) newSource() hub.Source {
-	p, err := poller.New(h.poll)
+	lp, err := h.loopFor(r)
 	if err != nil {
-		panic(fmt.Sprintf("poller config checked at provision: %v", err))
+		return caddyhttp.Error(http.StatusBadRequest, err)
 	}
-	return hub.NewPollSource(p)
+	if wantsJSON(r.Header.Values("Accept")) {
+		return h.serveDocument(w, r, lp)
+	}
+	return h.serveStream(w, r, lp)
 }
-
-// loopKey identifies the poll loop a request joins.
-func (h *Handler) loopKey(*http.Request) string { return h.Upstream }
 
 // Interface guards
 var (

@@ -36,6 +36,7 @@ func (h *Handler) provisionHub() error {
 			Heartbeat: time.Duration(h.Heartbeat),
 			Retry:     time.Duration(h.Retry),
 			Linger:    time.Duration(h.Linger),
+			MaxTopics: h.MaxUpstreams,
 			Logger:    h.logger,
 		})}, nil
 	})
@@ -55,7 +56,12 @@ func (h *Handler) settingsKey() (string, error) {
 		HeaderUp                 map[string][]string
 		History                  int
 		Heartbeat, Retry, Linger caddy.Duration
-	}{h.Upstream, h.Interval, h.Timeout, h.HeaderUp, h.History, h.Heartbeat, h.Retry, h.Linger})
+		Method, Body             string
+		Forward                  []string
+		MaxBody                  int64
+		MaxUpstreams             int
+	}{h.Upstream, h.Interval, h.Timeout, h.HeaderUp, h.History, h.Heartbeat, h.Retry, h.Linger,
+		h.Method, h.Body, h.Forward, h.MaxBody, h.MaxUpstreams})
 	if err != nil {
 		return "", fmt.Errorf("hashing settings: %w", err)
 	}

@@ -1,0 +1,76 @@
+package caddymodule
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/pollsse/caddy-poll-sse/hub"
+	"github.com/pollsse/caddy-poll-sse/poller"
+)
+
+// loop is the poll loop a request belongs to.
+type loop struct {
+	// key is the expanded upstream URL and a digest of the forwarded header values, so
+	// clients with different credentials never share a loop, and no credential appears in
+	// a key.
+	key       string
+	newSource func() hub.Source
+}
+
+func (h *Handler) loopFor(r *http.Request) (loop, error) {
+	url := h.poll.URL
+	if h.upstream.dynamic() {
+		repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+		if repl == nil {
+			repl = caddy.NewReplacer()
+		}
+		var err error
+		if url, err = h.upstream.expand(repl); err != nil {
+			return loop{}, err
+		}
+	}
+	fwd, digest := h.forwarded(r)
+	cfg := h.poll
+	cfg.URL = url
+	if len(fwd) > 0 {
+		cfg.Header = cfg.Header.Clone()
+		for k, vs := range fwd {
+			cfg.Header[k] = vs
+		}
+	}
+	return loop{key: url + " " + digest, newSource: func() hub.Source { return newPollSource(cfg) }}, nil
+}
+
+// forwarded returns the client headers named by forward, and a digest of them.
+func (h *Handler) forwarded(r *http.Request) (http.Header, string) {
+	if len(h.Forward) == 0 {
+		return nil, ""
+	}
+	out := make(http.Header, len(h.Forward))
+	sum := sha256.New()
+	for _, name := range h.Forward {
+		vs := r.Header.Values(name)
+		if len(vs) > 0 {
+			out[http.CanonicalHeaderKey(name)] = vs
+		}
+		fmt.Fprintf(sum, "%s\x00%d\x00", http.CanonicalHeaderKey(name), len(vs))
+		for _, v := range vs {
+			fmt.Fprintf(sum, "%d\x00%s", len(v), v)
+		}
+	}
+	return out, hex.EncodeToString(sum.Sum(nil)[:16])
+}
+
+// newPollSource starts the source of a new poll loop. Its config was checked in Provision
+// and differs only in URL and headers, which cannot make it invalid.
+func newPollSource(cfg poller.Config) hub.Source {
+	p, err := poller.New(cfg)
+	if err != nil {
+		panic(fmt.Sprintf("poller config checked at provision: %v", err))
+	}
+	return hub.NewPollSource(p)
+}
