@@ -49,6 +49,9 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"missing upstream", "poll_sse", "wrong argument count", "at Caddyfile:2"},
 		{"two upstreams", "poll_sse http://a/x http://b/y", "wrong argument count", "at Caddyfile:2"},
 		{"header_up without value", "poll_sse http://127.0.0.1/x {\n\theader_up X-A\n}", "wrong argument count", "at Caddyfile:3"},
+		{"bad method", "poll_sse http://127.0.0.1/x {\n\tmethod PUT\n}", `method: "PUT" is not GET or POST`, "at Caddyfile:3"},
+		{"bad size", "poll_sse http://127.0.0.1/x {\n\tmax_body lots\n}", `max_body: "lots" is not a positive size`, "at Caddyfile:3"},
+		{"forward without fields", "poll_sse http://127.0.0.1/x {\n\tforward\n}", "wrong argument count", "at Caddyfile:3"},
 		{"extra argument", "poll_sse http://127.0.0.1/x {\n\ttimeout 1s 2s\n}", "wrong argument count", "at Caddyfile:3"},
 	}
 	adapter := caddyconfig.GetAdapter("caddyfile")
