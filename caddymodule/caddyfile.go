@@ -136,21 +136,14 @@ func parsePositiveInt(d *caddyfile.Dispenser, dst *int) error {
 }
 
 func (h *Handler) parseHeaderUp(d *caddyfile.Dispenser) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	field := d.Val()
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	value := d.Val()
-	if d.NextArg() {
+	args := d.RemainingArgs()
+	if len(args) != 2 {
 		return d.ArgErr()
 	}
 	if h.HeaderUp == nil {
 		h.HeaderUp = make(http.Header)
 	}
-	h.HeaderUp.Add(field, value)
+	h.HeaderUp.Add(args[0], args[1])
 	return nil
 }
 

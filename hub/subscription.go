@@ -12,6 +12,7 @@ type Subscription struct {
 	version string   // the version the client holds, or claims to while the topic has none
 	ok      bool     // the upstream health the client was last told; streams start healthy
 	pending [][]byte // the first frames
+	buf     [][]byte // reused for the frames of each wake-up
 	closed  bool
 }
 
@@ -40,7 +41,8 @@ func (t *Topic) subscribe(lastID string) *Subscription {
 }
 
 // Next blocks until there are frames for the client, and returns them in order; they are
-// shared and must not be modified. It returns ErrClosed when the topic stops, or ctx's
+// shared and must not be modified, and the slice is only valid until the next call. It
+// returns ErrClosed when the topic stops, or ctx's
 // error when ctx ends first.
 func (s *Subscription) Next(ctx context.Context) ([][]byte, error) {
 	if p := s.pending; p != nil {
@@ -74,7 +76,7 @@ func (t *Topic) since(s *Subscription) ([][]byte, <-chan struct{}, error) {
 	if s.next < t.oldest() {
 		return t.catchUpFrames(s), nil, nil
 	}
-	frames := make([][]byte, 0, t.head-s.next)
+	frames := s.buf[:0]
 	for ; s.next < t.head; s.next++ {
 		f := &t.log[s.next%logWindow]
 		if f.full && f.version == s.version {
@@ -88,6 +90,7 @@ func (t *Topic) since(s *Subscription) ([][]byte, <-chan struct{}, error) {
 			s.ok = f.health == healthOK
 		}
 	}
+	s.buf = frames
 	return frames, t.wake, nil
 }
 

@@ -70,9 +70,6 @@ func newTopic(h *Hub, key string) *Topic {
 	return t
 }
 
-// Key returns the topic's poll loop key.
-func (t *Topic) Key() string { return t.key }
-
 // Publish adds a new version. Only the topic's source calls it.
 func (t *Topic) Publish(ch diff.Change) {
 	f := frame{version: ch.Version.ID}
@@ -126,20 +123,11 @@ func (t *Topic) Recover() {
 	t.hub.cfg.Logger.Info("upstream recovered", zap.String("key", t.key))
 }
 
-// Current returns the current version, or nil before the first document.
-func (t *Topic) Current() *diff.Version { return t.current() }
-
+// current returns the current version, or nil before the first document.
 func (t *Topic) current() *diff.Version {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.cur
-}
-
-// Subscribers returns how many subscriptions are open.
-func (t *Topic) Subscribers() int {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.subs
 }
 
 // append adds f to the log and wakes the subscribers. t.mu is held.
