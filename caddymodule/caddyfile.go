@@ -12,6 +12,9 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/pollsse/caddy-poll-sse/diff"
+	"github.com/pollsse/caddy-poll-sse/hub"
 )
 
 func init() {
@@ -41,7 +44,13 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_body  <size>
 //		max_upstreams <n>
 //		poke      <secret>
+//		format    json_patch|merge_patch|snapshot
+//		select    <json-pointer>
+//		ignore    <json-pointer...>
+//		array_key <json-pointer> <member>
 //	}
+//
+// header_up, ignore and array_key may repeat.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if !d.NextArg() {
@@ -87,6 +96,10 @@ func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser) error {
 		return parseSize(d, &h.MaxBody)
 	case "max_upstreams":
 		return parsePositiveInt(d, &h.MaxUpstreams)
+	case "format":
+		return parseFormat(d, &h.Format)
+	case "select", "ignore", "array_key":
+		return h.parseShape(d)
 	default:
 		return d.Errf("unknown subdirective %q", name)
 	}
@@ -185,6 +198,48 @@ func parseSize(d *caddyfile.Dispenser, dst *int64) error {
 		return d.Errf("%s: %q is not a positive size", name, v)
 	}
 	*dst = int64(n)
+	return nil
+}
+
+func parseFormat(d *caddyfile.Dispenser, dst *string) error {
+	v, err := oneArg(d)
+	if err != nil {
+		return err
+	}
+	if _, err := hub.ParseFormat(v); err != nil {
+		return d.Errf("format: %q is not json_patch, merge_patch or snapshot", v)
+	}
+	*dst = v
+	return nil
+}
+
+// parseShape parses select, ignore or array_key, then checks the three together so that
+// a pointer that is malformed or lies outside select is reported at its line.
+func (h *Handler) parseShape(d *caddyfile.Dispenser) error {
+	var err error
+	switch d.Val() {
+	case "select":
+		err = parseString(d, &h.Select)
+	case "ignore":
+		err = parseFields(d, &h.Ignore)
+	default:
+		err = h.parseArrayKey(d)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := diff.NewTracker(h.diffOptions()); err != nil {
+		return d.Errf("%v", err)
+	}
+	return nil
+}
+
+func (h *Handler) parseArrayKey(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	if len(args) != 2 {
+		return d.Errf("array_key: want <json-pointer> <member>, got %d argument(s)", len(args))
+	}
+	h.ArrayKeys = append(h.ArrayKeys, ArrayKey{Pointer: args[0], Member: args[1]})
 	return nil
 }
 

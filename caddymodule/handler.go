@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/pollsse/caddy-poll-sse/diff"
 	"github.com/pollsse/caddy-poll-sse/hub"
 	"github.com/pollsse/caddy-poll-sse/poller"
 )
@@ -57,9 +58,27 @@ type Handler struct {
 	// Poke is a secret: a POST to the stream URL with header `Poll-SSE-Poke: <secret>`
 	// makes its loop poll now.
 	Poke string `json:"poke,omitempty"`
+	// Format is the change format of clients that do not choose one with `?format=`:
+	// json_patch (RFC 6902 patches), merge_patch (RFC 7386 merge patches, or a snapshot
+	// when a merge patch cannot express a change) or snapshot (the whole document on
+	// every change). Default: json_patch.
+	Format string `json:"format,omitempty"`
+	// Select is an RFC 6901 JSON pointer to the part of the upstream document that is
+	// streamed and served. While it does not resolve, clients get an `upstream` event and
+	// keep the last document. Default: the whole document.
+	Select string `json:"select,omitempty"`
+	// Ignore lists JSON pointers to members left out of the document and of change
+	// detection, such as timestamps. They address the upstream document as received, lie
+	// inside Select, and may use a `*` token for every array element or object member.
+	Ignore []string `json:"ignore,omitempty"`
+	// ArrayKeys name arrays whose elements are matched by a member, such as "id", rather
+	// than by position, so that an insert, a removal or a move is one patch operation.
+	ArrayKeys []ArrayKey `json:"array_key,omitempty"`
 
 	upstream upstreamTemplate
 	poll     poller.Config // each poll loop gets its own poller.Poller from it
+	format   hub.Format    // the default change format
+	shape    diff.Options  // each poll loop gets its own diff.Tracker from it
 	hub      *hub.Hub
 	hubKey   string
 	logger   *zap.Logger
@@ -92,6 +111,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.MaxUpstreams = defaultMaxUpstreams
 	}
 	if err := h.provisionPoll(); err != nil {
+		return err
+	}
+	if err := h.provisionShape(); err != nil {
 		return err
 	}
 	if err := h.provisionHub(); err != nil {
@@ -153,7 +175,8 @@ func (h *Handler) Validate() error {
 	if h.History < 0 {
 		return fmt.Errorf("history must not be negative")
 	}
-	return nil
+	_, _, err := h.checkShape()
+	return err
 }
 
 // Cleanup ends open streams and stops the poll loops.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/pollsse/caddy-poll-sse/diff"
 	"github.com/pollsse/caddy-poll-sse/hub"
 	"github.com/pollsse/caddy-poll-sse/poller"
 )
@@ -42,7 +43,8 @@ func (h *Handler) loopFor(r *http.Request) (loop, error) {
 			cfg.Header[k] = vs
 		}
 	}
-	return loop{key: url + " " + digest, newSource: func() hub.Source { return newPollSource(cfg) }}, nil
+	shape := h.shape
+	return loop{key: url + " " + digest, newSource: func() hub.Source { return newPollSource(cfg, shape) }}, nil
 }
 
 // forwarded returns the client headers named by forward, and a digest of them.
@@ -65,12 +67,17 @@ func (h *Handler) forwarded(r *http.Request) (http.Header, string) {
 	return out, hex.EncodeToString(sum.Sum(nil)[:16])
 }
 
-// newPollSource starts the source of a new poll loop. Its config was checked in Provision
-// and differs only in URL and headers, which cannot make it invalid.
-func newPollSource(cfg poller.Config) hub.Source {
+// newPollSource starts the source of a new poll loop, with its own poller and tracker.
+// Both configs were checked in Provision; the poller's differs only in URL and headers,
+// which cannot make it invalid.
+func newPollSource(cfg poller.Config, shape diff.Options) hub.Source {
 	p, err := poller.New(cfg)
 	if err != nil {
 		panic(fmt.Sprintf("poller config checked at provision: %v", err))
 	}
-	return hub.NewPollSource(p)
+	tr, err := diff.NewTracker(shape)
+	if err != nil {
+		panic(fmt.Sprintf("select, ignore and array_key checked at provision: %v", err))
+	}
+	return hub.NewPollSource(p, tr)
 }

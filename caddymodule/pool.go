@@ -48,7 +48,8 @@ func (h *Handler) provisionHub() error {
 }
 
 // settingsKey identifies a hub by everything that shapes its loops and streams. It is a
-// digest, so header values (credentials) never appear in it.
+// digest, so header values (credentials) never appear in it. Format is left out: a hub
+// serves every format, and each client's is chosen per request.
 func (h *Handler) settingsKey() (string, error) {
 	b, err := json.Marshal(struct {
 		Upstream                 string
@@ -60,8 +61,11 @@ func (h *Handler) settingsKey() (string, error) {
 		Forward                  []string
 		MaxBody                  int64
 		MaxUpstreams             int
+		Select                   string
+		Ignore                   []string
+		ArrayKeys                []ArrayKey
 	}{h.Upstream, h.Interval, h.Timeout, h.HeaderUp, h.History, h.Heartbeat, h.Retry, h.Linger,
-		h.Method, h.Body, h.Forward, h.MaxBody, h.MaxUpstreams})
+		h.Method, h.Body, h.Forward, h.MaxBody, h.MaxUpstreams, h.Select, h.Ignore, h.ArrayKeys})
 	if err != nil {
 		return "", fmt.Errorf("hashing settings: %w", err)
 	}

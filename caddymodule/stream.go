@@ -16,13 +16,17 @@ import (
 // serveStream subscribes the client to its loop and writes frames until the client
 // leaves, the handler is cleaned up, or the server shuts down.
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, lp loop) error {
+	format, err := h.requestFormat(r)
+	if err != nil {
+		return h.badFormat(w, r, err)
+	}
 	if r.Method == http.MethodHead {
 		setStreamHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
 	lastID, _ := sse.ParseLastEventID(lastEventID(r))
-	sub, err := h.hub.Subscribe(lp.key, lp.newSource, lastID)
+	sub, err := h.hub.Subscribe(lp.key, lp.newSource, lastID, format)
 	if errors.Is(err, hub.ErrTooManyTopics) {
 		return tooManyLoops(w, err)
 	}

@@ -12,7 +12,7 @@ import (
 // status. The topic then lingers as after any subscriber, so clients that poll this way
 // are answered from the kept document without an upstream request of their own.
 func (h *Hub) Document(ctx context.Context, key string, newSource func() Source) (*diff.Version, Status, error) {
-	sub, err := h.Subscribe(key, newSource, "")
+	sub, err := h.Subscribe(key, newSource, "", JSONPatch)
 	if err != nil {
 		return nil, Status{}, err
 	}

@@ -18,12 +18,22 @@ import (
 // docSource publishes the documents sent on docs, and fails or recovers on request.
 type docSource struct {
 	docs chan string
+	tr   *diff.Tracker
 }
 
-func newDocSource() *docSource { return &docSource{docs: make(chan string)} }
+func newDocSource() *docSource { return &docSource{docs: make(chan string), tr: new(diff.Tracker)} }
+
+func newTracker(t *testing.T, o diff.Options) *diff.Tracker {
+	t.Helper()
+	tr, err := diff.NewTracker(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
 
 func (s *docSource) Run(ctx context.Context, t *Topic) {
-	var tr diff.Tracker
+	tr := s.tr
 	for {
 		select {
 		case <-ctx.Done():
@@ -54,18 +64,24 @@ func (s *docSource) send(t *testing.T, doc string) {
 
 func subscribe(t *testing.T, h *Hub, src Source, lastID string) *client {
 	t.Helper()
-	sub, err := h.Subscribe("k", func() Source { return src }, lastID)
+	return subscribeIn(t, h, src, lastID, JSONPatch)
+}
+
+func subscribeIn(t *testing.T, h *Hub, src Source, lastID string, f Format) *client {
+	t.Helper()
+	sub, err := h.Subscribe("k", func() Source { return src }, lastID, f)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(sub.Close)
-	return &client{sub: sub}
+	return &client{sub: sub, format: f}
 }
 
 // client reads a subscription as a browser would: it parses the frames and keeps the
-// document by applying snapshots and patches.
+// document by applying snapshots and patches (RFC 7386 merge patches in MergePatch).
 type client struct {
 	sub    *Subscription
+	format Format
 	doc    []byte
 	id     string
 	events []sse.Message
@@ -105,13 +121,11 @@ func (c *client) apply(m sse.Message) error {
 	case "snapshot":
 		c.doc = []byte(m.Data)
 	case "patch":
-		p, err := jsonpatch.DecodePatch([]byte(m.Data))
+		doc, err := applyPatch(c.format, c.doc, []byte(m.Data))
 		if err != nil {
-			return err
-		}
-		if c.doc, err = p.Apply(c.doc); err != nil {
 			return fmt.Errorf("applying %s: %w", m.Data, err)
 		}
+		c.doc = doc
 	case "upstream":
 		return nil
 	default:
@@ -119,6 +133,22 @@ func (c *client) apply(m sse.Message) error {
 	}
 	c.id = m.LastEventID
 	return nil
+}
+
+// applyPatch applies the data of a patch event in format f to doc.
+func applyPatch(f Format, doc, patch []byte) ([]byte, error) {
+	switch f {
+	case JSONPatch:
+		p, err := jsonpatch.DecodePatch(patch)
+		if err != nil {
+			return nil, err
+		}
+		return p.Apply(doc)
+	case MergePatch:
+		return jsonpatch.MergePatch(doc, patch)
+	default:
+		return nil, fmt.Errorf("a patch event in format %v", f)
+	}
 }
 
 // waitDoc reads until the client holds want.

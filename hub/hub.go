@@ -7,6 +7,7 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -52,8 +53,9 @@ type Source interface {
 
 // Hub owns the topics of one route.
 type Hub struct {
-	cfg   Config
-	retry []byte // the encoded retry frame every stream starts with
+	cfg      Config
+	retry    []byte // the encoded retry frame every stream starts with
+	logBytes int    // each topic's log budget: logBytes, lowered by tests
 
 	mu     sync.Mutex
 	topics map[string]*Topic
@@ -81,13 +83,17 @@ func New(cfg Config) *Hub {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Hub{cfg: cfg, retry: retryFrame(cfg.Retry), topics: make(map[string]*Topic)}
+	return &Hub{cfg: cfg, retry: retryFrame(cfg.Retry), logBytes: logBytes, topics: make(map[string]*Topic)}
 }
 
 // Subscribe joins the topic for key, starting it with newSource if it is not running.
 // lastEventID is the version the client holds ("" for none); the subscription's first
-// frames bring the client from there to the current version.
-func (h *Hub) Subscribe(key string, newSource func() Source, lastEventID string) (*Subscription, error) {
+// frames bring the client from there to the current version. Changes reach the client in
+// format.
+func (h *Hub) Subscribe(key string, newSource func() Source, lastEventID string, format Format) (*Subscription, error) {
+	if format < 0 || format >= numFormats {
+		return nil, fmt.Errorf("subscribing: %v is not a format", format)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -102,7 +108,7 @@ func (h *Hub) Subscribe(key string, newSource func() Source, lastEventID string)
 		h.topics[key] = t
 		h.start(t, newSource())
 	}
-	return t.subscribe(lastEventID), nil
+	return t.subscribe(lastEventID, format), nil
 }
 
 func (h *Hub) start(t *Topic, src Source) {

@@ -199,12 +199,12 @@ func TestLinger(t *testing.T) {
 	t.Parallel()
 	h := newHub(t, Config{Linger: 50 * time.Millisecond})
 	src := newDocSource()
-	sub, err := h.Subscribe("k", func() Source { return src }, "")
+	sub, err := h.Subscribe("k", func() Source { return src }, "", JSONPatch)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sub.Close()
-	again, err := h.Subscribe("k", func() Source { t.Error("a lingering topic was restarted"); return src }, "")
+	again, err := h.Subscribe("k", func() Source { t.Error("a lingering topic was restarted"); return src }, "", JSONPatch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +228,7 @@ func TestCloseEndsSubscriptions(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 10)
 	for range 10 {
-		sub, err := h.Subscribe("k", func() Source { return newDocSource() }, "")
+		sub, err := h.Subscribe("k", func() Source { return newDocSource() }, "", JSONPatch)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -250,7 +250,7 @@ func TestCloseEndsSubscriptions(t *testing.T) {
 			t.Fatalf("Next returned %v; want ErrClosed", err)
 		}
 	}
-	if _, err := h.Subscribe("k", nil, ""); !errors.Is(err, ErrClosed) {
+	if _, err := h.Subscribe("k", nil, "", JSONPatch); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Subscribe after Close: %v", err)
 	}
 }

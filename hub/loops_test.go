@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pollsse/caddy-poll-sse/diff"
 	"github.com/pollsse/caddy-poll-sse/poller"
 )
 
@@ -35,7 +36,7 @@ func TestNotModifiedCostsNoParse(t *testing.T) {
 	}
 	h := New(Config{})
 	defer h.Close()
-	sub, err := h.Subscribe("k", func() Source { return NewPollSource(p) }, "")
+	sub, err := h.Subscribe("k", func() Source { return NewPollSource(p, newTracker(t, diff.Options{})) }, "", JSONPatch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,13 +60,13 @@ func TestMaxTopics(t *testing.T) {
 	t.Parallel()
 	h := newHub(t, Config{MaxTopics: 2})
 	for i, key := range []string{"a", "b", "a"} {
-		sub, err := h.Subscribe(key, func() Source { return newDocSource() }, "")
+		sub, err := h.Subscribe(key, func() Source { return newDocSource() }, "", JSONPatch)
 		if err != nil {
 			t.Fatalf("subscription %d: %v", i, err)
 		}
 		t.Cleanup(sub.Close)
 	}
-	if _, err := h.Subscribe("c", func() Source { return newDocSource() }, ""); !errors.Is(err, ErrTooManyTopics) {
+	if _, err := h.Subscribe("c", func() Source { return newDocSource() }, "", JSONPatch); !errors.Is(err, ErrTooManyTopics) {
 		t.Fatalf("third topic: %v; want ErrTooManyTopics", err)
 	}
 }

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"errors"
 
 	"github.com/pollsse/caddy-poll-sse/diff"
 	"github.com/pollsse/caddy-poll-sse/poller"
@@ -14,12 +15,15 @@ const reasonNotJSON = "response is not JSON"
 // a diff.Tracker, each failure becomes an upstream status.
 type PollSource struct {
 	poller  *poller.Poller
-	tracker diff.Tracker
-	bad     bool // the last body received was not JSON
+	tracker *diff.Tracker
+	bad     bool // the last body received was not JSON, or select did not resolve in it
 }
 
-// NewPollSource returns a source polling with p. Each topic needs its own source.
-func NewPollSource(p *poller.Poller) *PollSource { return &PollSource{poller: p} }
+// NewPollSource returns a source polling with p and following the documents with tr.
+// Each topic needs its own source and tracker.
+func NewPollSource(p *poller.Poller, tr *diff.Tracker) *PollSource {
+	return &PollSource{poller: p, tracker: tr}
+}
 
 // Poke makes the poll loop poll now; see poller.Poller.Poke.
 func (s *PollSource) Poke() { s.poller.Poke() }
@@ -42,11 +46,20 @@ func (s *PollSource) handle(t *Topic, r poller.Result) {
 	}
 	ch, changed, err := s.tracker.Update(r.Body)
 	if s.bad = err != nil; s.bad {
-		t.Fail(r.Status, reasonNotJSON)
+		t.Fail(r.Status, failReason(err))
 		return
 	}
 	t.Recover()
 	if changed {
 		t.Publish(ch)
 	}
+}
+
+// failReason is what clients are told of a body the tracker refused. A select pointer
+// that does not resolve is named as the error says; it holds only configured pointers.
+func failReason(err error) string {
+	if errors.Is(err, diff.ErrSelect) {
+		return err.Error()
+	}
+	return reasonNotJSON
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pollsse/caddy-poll-sse/diff"
 	"github.com/pollsse/caddy-poll-sse/poller"
 	"github.com/pollsse/caddy-poll-sse/sse"
 )
@@ -57,7 +58,7 @@ func TestPollSourceThroughUpstreamTrouble(t *testing.T) {
 	}
 	h := New(Config{})
 	defer h.Close()
-	sub, err := h.Subscribe(srv.URL, func() Source { return NewPollSource(p) }, "")
+	sub, err := h.Subscribe(srv.URL, func() Source { return NewPollSource(p, newTracker(t, diff.Options{})) }, "", JSONPatch)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 // Subscription is one client's cursor into a topic. It is used by one goroutine.
 type Subscription struct {
 	t       *Topic
+	format  Format
 	next    uint64   // sequence number of the next frame to read
 	version string   // the version the client holds, or claims to while the topic has none
 	ok      bool     // the upstream health the client was last told; streams start healthy
@@ -16,19 +17,21 @@ type Subscription struct {
 	closed  bool
 }
 
-// subscribe opens a subscription for a client holding version lastID ("" for none).
-func (t *Topic) subscribe(lastID string) *Subscription {
+// subscribe opens a subscription in format f for a client holding version lastID ("" for
+// none).
+func (t *Topic) subscribe(lastID string, f Format) *Subscription {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.subs++
+	t.subsOf[f]++
 	if t.linger != nil {
 		t.linger.Stop()
 		t.linger = nil
 	}
-	s := &Subscription{t: t, next: t.head, version: lastID, ok: true}
+	s := &Subscription{t: t, format: f, next: t.head, version: lastID, ok: true}
 	s.pending = append(s.pending, t.hub.retry)
-	if f := t.resume(lastID); f != nil {
-		s.pending = append(s.pending, f)
+	if fr := t.resume(lastID, f); fr != nil {
+		s.pending = append(s.pending, fr)
 	}
 	if t.cur != nil {
 		s.version = t.cur.ID
@@ -73,16 +76,18 @@ func (t *Topic) since(s *Subscription) ([][]byte, <-chan struct{}, error) {
 	if s.next == t.head {
 		return nil, t.wake, nil
 	}
-	if s.next < t.oldest() {
+	if s.next < t.tail {
 		return t.catchUpFrames(s), nil, nil
 	}
 	frames := s.buf[:0]
 	for ; s.next < t.head; s.next++ {
+		// Every frame added since s subscribed holds s's format: Publish encodes the
+		// formats with subscribers under the lock that subscribe takes.
 		f := &t.log[s.next%logWindow]
-		if f.full && f.version == s.version {
+		if f.full[s.format] && f.version == s.version {
 			continue // the client already holds this document
 		}
-		frames = append(frames, f.data)
+		frames = append(frames, f.data[s.format])
 		if f.version != "" {
 			s.version = f.version
 		}
@@ -97,7 +102,7 @@ func (t *Topic) since(s *Subscription) ([][]byte, <-chan struct{}, error) {
 // catchUpFrames moves s to the head of the log. t.mu is held.
 func (t *Topic) catchUpFrames(s *Subscription) [][]byte {
 	var frames [][]byte
-	if f := t.resume(s.version); f != nil {
+	if f := t.resume(s.version, s.format); f != nil {
 		frames = append(frames, f)
 	}
 	if s.ok != t.status.OK {
@@ -124,6 +129,7 @@ func (s *Subscription) Close() {
 	}
 	s.closed = true
 	t.subs--
+	t.subsOf[s.format]--
 	if t.subs == 0 && !t.stopped {
 		t.linger = time.AfterFunc(t.hub.cfg.Linger, func() { t.hub.expire(t) })
 	}

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,12 +17,27 @@ import (
 // receives one catch-up (a combined patch or a snapshot), so its document still converges.
 const logWindow = 128
 
-// frame is one encoded event, shared by every subscriber.
+// logBytes bounds the bytes a topic's log holds, as logWindow bounds its frames: 128
+// snapshot frames of a large document (snapshot format, or merge patches that cannot be
+// expressed) would otherwise keep 128 whole documents. Past it the oldest frames go, and
+// subscribers that had not read them get a catch-up. The newest frame always stays, so a
+// single frame larger than this is still delivered.
+const logBytes = 16 << 20
+
+// frame is one event in every format, shared by every subscriber.
 type frame struct {
-	data    []byte
-	version string // the version a client holds after this frame; "" when it does not move
-	full    bool   // a snapshot, valid whatever the client held
+	// data is the event in each format; nil in formats nobody subscribed to when the
+	// frame was added. Upstream-status and heartbeat frames are the same in all formats.
+	data    [numFormats][]byte
+	version string           // the version a client holds after this frame; "" when it does not move
+	full    [numFormats]bool // a snapshot in that format, valid whatever the client held
 	health  health
+	size    int // bytes of data, each distinct encoding counted once
+}
+
+// sharedFrame returns a frame that is the same in every format.
+func sharedFrame(data []byte, h health) frame {
+	return frame{data: [numFormats][]byte{data, data, data}, health: h, size: len(data)}
 }
 
 type health int8
@@ -42,20 +58,29 @@ type Topic struct {
 
 	mu      sync.RWMutex
 	subs    int
+	subsOf  [numFormats]int // subscribers by format: a change is encoded in those in use
 	linger  *time.Timer
 	beat    *time.Timer
 	stopped bool
 	wake    chan struct{} // closed and replaced when a frame is added or the topic stops
 	log     [logWindow]frame
 	head    uint64 // sequence number of the next frame
+	tail    uint64 // sequence number of the oldest frame kept
+	logSize int    // bytes of the frames kept
 	cur     *diff.Version
 	status  Status
 	stFrame []byte // the frame announcing status
 	hist    history
 
 	cacheMu sync.Mutex
-	snap    []byte            // snapshot frame of cur, built on first use
-	catchUp map[string][]byte // catch-up frame to cur, by the version a client holds
+	snap    []byte                // snapshot frame of cur, built on first use
+	catchUp map[catchUpKey][]byte // catch-up frame to cur, by format and the version held
+}
+
+// catchUpKey identifies a cached catch-up frame.
+type catchUpKey struct {
+	format Format
+	id     string // the version the client holds
 }
 
 func newTopic(h *Hub, key string) *Topic {
@@ -70,25 +95,57 @@ func newTopic(h *Hub, key string) *Topic {
 	return t
 }
 
-// Publish adds a new version. Only the topic's source calls it.
+// Publish adds a new version. Only the topic's source calls it. The change is encoded in
+// the formats that have subscribers, outside the lock; a format that gained its first
+// subscriber meanwhile is encoded under the lock, so no subscriber misses a change.
 func (t *Topic) Publish(ch diff.Change) {
-	f := frame{version: ch.Version.ID}
-	if t.current() == nil {
-		f.data, f.full = snapshotFrame(ch.Version), true
-	} else {
-		f.data = patchFrame(ch.Version.ID, ch.Patch)
+	enc := encodings{ch: ch}
+	var wanted [numFormats]bool
+	enc.first, wanted = t.formatsWanted()
+	for f, ok := range wanted {
+		if ok {
+			enc.frame(Format(f))
+		}
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	f := frame{version: ch.Version.ID}
+	for i, n := range t.subsOf {
+		if n > 0 {
+			f.data[i], f.full[i] = enc.frame(Format(i)), enc.isSnapshot(Format(i))
+		}
+	}
+	f.size = distinctSize(f.data[:])
 	t.hist.add(ch.Version.ID, ch.Patch)
 	t.cur = ch.Version
 	t.cacheMu.Lock()
-	t.snap, t.catchUp = nil, nil
-	if f.full {
-		t.snap = f.data
-	}
+	t.snap, t.catchUp = enc.snap, nil
 	t.cacheMu.Unlock()
 	t.append(f)
+}
+
+// formatsWanted reports whether the topic has no version yet, and which formats have
+// subscribers.
+func (t *Topic) formatsWanted() (first bool, wanted [numFormats]bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	for f, n := range t.subsOf {
+		wanted[f] = n > 0
+	}
+	return t.cur == nil, wanted
+}
+
+// distinctSize returns the total length of encodings, counting shared ones once.
+func distinctSize(encodings [][]byte) int {
+	n := 0
+	for i, e := range encodings {
+		if len(e) > 0 && !slices.ContainsFunc(encodings[:i], func(o []byte) bool {
+			return len(o) > 0 && &o[0] == &e[0]
+		}) {
+			n += len(e)
+		}
+	}
+	return n
 }
 
 // Fail records a failed poll. Clients hear of it when the failure is new or its status or
@@ -106,7 +163,7 @@ func (t *Topic) Fail(code int, reason string) {
 	}
 	t.status = Status{Code: code, Reason: reason, Since: since}
 	t.stFrame = statusFrame(t.status)
-	t.append(frame{data: t.stFrame, health: healthDown})
+	t.append(sharedFrame(t.stFrame, healthDown))
 	t.hub.cfg.Logger.Warn("upstream failing", zap.String("key", t.key), zap.Int("status", code), zap.String("reason", reason))
 }
 
@@ -119,7 +176,7 @@ func (t *Topic) Recover() {
 	}
 	t.status = Status{OK: true}
 	t.stFrame = statusFrame(t.status)
-	t.append(frame{data: t.stFrame, health: healthOK})
+	t.append(sharedFrame(t.stFrame, healthOK))
 	t.hub.cfg.Logger.Info("upstream recovered", zap.String("key", t.key))
 }
 
@@ -130,55 +187,85 @@ func (t *Topic) current() *diff.Version {
 	return t.cur
 }
 
-// append adds f to the log and wakes the subscribers. t.mu is held.
+// append adds f to the log, drops the oldest frames past logWindow or the hub's byte
+// budget, and wakes the subscribers. t.mu is held.
 func (t *Topic) append(f frame) {
+	if t.head-t.tail == logWindow {
+		t.evict()
+	}
 	t.log[t.head%logWindow] = f
 	t.head++
+	t.logSize += f.size
+	for t.logSize > t.hub.logBytes && t.head-t.tail > 1 {
+		t.evict()
+	}
 	close(t.wake)
 	t.wake = make(chan struct{})
 	t.beat.Reset(t.hub.cfg.Heartbeat)
+}
+
+// evict drops the oldest frame of the log. t.mu is held.
+func (t *Topic) evict() {
+	slot := &t.log[t.tail%logWindow]
+	t.logSize -= slot.size
+	*slot = frame{}
+	t.tail++
 }
 
 func (t *Topic) heartbeat() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.stopped {
-		t.append(frame{data: heartbeat})
+		t.append(sharedFrame(heartbeat, healthSame))
 	}
 }
 
-// oldest returns the sequence number of the oldest frame still in the log.
-func (t *Topic) oldest() uint64 {
-	if t.head < logWindow {
-		return 0
-	}
-	return t.head - logWindow
-}
-
-// resume returns the frame that brings a client holding version id to the current
-// version, or nil when there is nothing to send. t.mu is held, for reading at least.
-func (t *Topic) resume(id string) []byte {
+// resume returns the frame in format f that brings a client holding version id to the
+// current version, or nil when there is nothing to send. t.mu is held, for reading at least.
+func (t *Topic) resume(id string, f Format) []byte {
 	if t.cur == nil || id == t.cur.ID {
 		return nil
 	}
 	t.cacheMu.Lock()
 	defer t.cacheMu.Unlock()
-	if f, ok := t.catchUp[id]; ok {
-		return f
+	if f == Snapshot {
+		return t.snapshot()
+	}
+	key := catchUpKey{format: f, id: id}
+	if fr, ok := t.catchUp[key]; ok {
+		return fr
 	}
 	patches, ok := t.hist.patchesSince(id)
 	if !ok {
+		return t.snapshot() // not cached: unknown ids are the client's to choose
+	}
+	fr := t.catchUpFrame(diff.JoinPatches(patches), f)
+	if t.catchUp == nil {
+		t.catchUp = make(map[catchUpKey][]byte)
+	}
+	t.catchUp[key] = fr
+	return fr
+}
+
+// catchUpFrame returns the patch event in format f equivalent to joined, the RFC 6902
+// patch from a version in the history to cur, or the snapshot when that is smaller or a
+// merge patch cannot express the change. t.cacheMu is held.
+func (t *Topic) catchUpFrame(joined []byte, f Format) []byte {
+	patch := joined
+	if f == MergePatch {
+		merge, ok, err := diff.MergeFromPatch(joined, t.cur)
+		if err != nil {
+			t.hub.cfg.Logger.Error("building merge patch", zap.String("key", t.key), zap.Error(err))
+		}
+		if err != nil || !ok {
+			return t.snapshot()
+		}
+		patch = merge
+	}
+	if len(patch) >= len(t.cur.JSON) {
 		return t.snapshot()
 	}
-	f := t.snapshot()
-	if joined := diff.JoinPatches(patches); len(joined) < len(t.cur.JSON) {
-		f = patchFrame(t.cur.ID, joined)
-	}
-	if t.catchUp == nil {
-		t.catchUp = make(map[string][]byte)
-	}
-	t.catchUp[id] = f
-	return f
+	return patchFrame(t.cur.ID, patch)
 }
 
 // snapshot returns the snapshot frame of the current version. t.cacheMu is held.
