@@ -2,24 +2,55 @@ package diff
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
-
-	"github.com/wI2L/jsondiff"
 )
 
-// Change is a new version and the RFC 6902 patch that takes a holder of the previous
-// version to it.
+// Change is a new version and the patches that take a holder of the previous version to
+// it.
 type Change struct {
 	Version *Version
-	// Patch is a JSON array of operations; nil for the first version of a stream.
+	// Patch is an RFC 6902 JSON Patch, a JSON array of operations; nil for the first
+	// version of a stream.
 	Patch []byte
+	// Merge is the same change as an RFC 7386 JSON Merge Patch; nil for the first
+	// version, and when a merge patch cannot express the change (it would have to set
+	// a member to null).
+	Merge []byte
 }
 
-// Tracker follows one upstream: it keeps the last body and the current version, parsed.
-// It is not safe for concurrent use; one poll loop owns it.
+// Tracker follows one upstream: it keeps the last body, its parsed document and the
+// current version. The zero Tracker streams whole documents. It is not safe for
+// concurrent use; one poll loop owns it.
 type Tracker struct {
-	body []byte
-	cur  *Version
+	rules   rules
+	rootKey string // the key member when the streamed document is itself a keyed array
+	keys    ruleSet
+	p       parser
+	w       walker
+
+	body, spare []byte
+	doc         *node // parsed from body; shares unchanged nodes with cur's document
+	reparse     bool  // doc's bookkeeping is unreliable: parse the next body afresh
+	cur         *Version
+}
+
+// NewTracker returns a Tracker applying o, or an error naming the first invalid setting.
+func NewTracker(o Options) (*Tracker, error) {
+	r, err := o.compile()
+	if err != nil {
+		return nil, err
+	}
+	t := &Tracker{rules: r}
+	t.p.ignore = r.ignore
+	for _, k := range r.keys {
+		if len(k.at) == 0 {
+			t.rootKey = k.member
+		} else {
+			t.keys = append(t.keys, k)
+		}
+	}
+	return t, nil
 }
 
 // Current returns the current version, or nil before the first document.
@@ -27,40 +58,75 @@ func (t *Tracker) Current() *Version { return t.cur }
 
 // Update takes the body of one successful poll. An unchanged body costs one byte
 // comparison and no parse. A body that differs in bytes but not in content (member
-// order, white space) yields no change. A body that is not JSON is an error wrapping
-// ErrNotJSON, and the current version is kept.
+// order, white space, ignored members) yields no change. A body that is not JSON is an
+// error wrapping ErrNotJSON, one in which the select pointer does not resolve an error
+// wrapping ErrSelect, and the current version is kept.
 func (t *Tracker) Update(body []byte) (Change, bool, error) {
 	if t.cur != nil && bytes.Equal(body, t.body) {
 		return Change{}, false, nil
 	}
-	next, err := Parse(body)
+	doc, err := t.parse(body)
 	if err != nil {
 		return Change{}, false, err
 	}
-	t.body = append(t.body[:0], body...)
+	t.spare = append(t.spare[:0], body...)
+	t.body, t.spare = t.spare, t.body
+	next := newVersion(doc, len(t.curJSON()))
+	prev := t.doc
+	t.doc = doc
 	if t.cur != nil && t.cur.ID == next.ID {
 		return Change{}, false, nil
 	}
 	ch := Change{Version: next}
 	if t.cur != nil {
-		if ch.Patch, err = JSONPatch(t.cur, next); err != nil {
-			return Change{}, false, err
-		}
+		ch.Patch, ch.Merge = t.changes(prev, doc)
 	}
 	t.cur = next
 	return ch, true, nil
 }
 
-// JSONPatch returns the RFC 6902 patch, as a JSON array, from a to b.
-func JSONPatch(a, b *Version) ([]byte, error) {
-	patch, err := jsondiff.CompareWithoutMarshal(a.doc, b.doc)
+// parse parses body, reusing the unchanged parts of the last document.
+func (t *Tracker) parse(body []byte) (*node, error) {
+	var pr prior
+	if t.doc != nil && !t.reparse {
+		pr = prior{n: t.doc, raw: t.body[t.doc.off : t.doc.off+t.doc.n], canon: t.curJSON()}
+	}
+	doc, err := t.p.parse(body, t.rules.sel, pr)
+	if err == nil {
+		t.reparse = false
+		return doc, nil
+	}
+	// A parse that failed part way may have moved nodes of the last document.
+	t.reparse = true
+	if errors.Is(err, ErrNotJSON) || errors.Is(err, ErrSelect) {
+		return nil, err
+	}
+	return nil, fmt.Errorf("%w: %v", ErrNotJSON, err)
+}
+
+// curJSON returns the canonical encoding of the tracked document, which is the current
+// version's: documents that encode alike are the same version.
+func (t *Tracker) curJSON() []byte {
+	if t.cur == nil {
+		return nil
+	}
+	return t.cur.JSON
+}
+
+// changes returns the JSON Patch and the merge patch (nil when there is none) from a to b.
+func (t *Tracker) changes(a, b *node) ([]byte, []byte) {
+	t.w.ops, t.w.path = t.w.ops[:0], t.w.path[:0]
+	t.w.walk(a, b, t.keys, t.rootKey)
+	patch := appendPatch(nil, t.w.ops)
+	touches, err := touchesOf(t.w.ops)
 	if err != nil {
-		return nil, fmt.Errorf("diffing documents: %w", err)
+		panic("a patch made here has a bad pointer: " + err.Error())
 	}
-	if len(patch) == 0 {
-		return []byte("[]"), nil
+	merge, ok := mergePatch(touches, b)
+	if !ok {
+		return patch, nil
 	}
-	return marshal(patch)
+	return patch, merge
 }
 
 // JoinPatches concatenates RFC 6902 patches, each a JSON array, into one array that

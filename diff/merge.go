@@ -1,0 +1,199 @@
+package diff
+
+import (
+	"fmt"
+	"slices"
+)
+
+// mergeNode is one level of a merge patch being built: either a leaf that sets a value
+// (or, with val nil, deletes a member), or an object of further levels.
+type mergeNode struct {
+	leaf bool
+	val  *node
+	kids map[string]*mergeNode
+}
+
+// touch is where one operation changes the document: its path, and whether it adds or
+// replaces there (as opposed to removing or changing something below).
+type touch struct {
+	at     pointer
+	writes bool
+}
+
+// mergePatch returns the RFC 7386 merge patch with the effect of the operations that
+// touched the given paths, in order, and produced doc. Each touched member takes its
+// value in doc (or is deleted); an array or scalar on the way is replaced whole. It
+// reports false when a merge patch cannot express the change: a member whose new value
+// is null, or an object replaced whole where the target may still hold an object.
+func mergePatch(touches []touch, doc *node) ([]byte, bool) {
+	root := &mergeNode{}
+	var leaves []pointer
+	for _, t := range touches {
+		at, val := resolve(doc, t.at)
+		if root.set(at, val) {
+			leaves = append(leaves, at)
+		}
+	}
+	for _, at := range leaves {
+		at, val := resolve(doc, at)
+		if val == nil {
+			continue
+		}
+		if len(at) > 0 && val.kind == kindNull || carriesNullMember(val) {
+			return nil, false
+		}
+		if val.kind == kindObject && !createdWhole(touches, at) {
+			return nil, false
+		}
+	}
+	return root.appendTo(nil), true
+}
+
+// resolve follows p through doc's objects. It returns the prefix of p that a merge patch
+// sets, and the value there: nil when that member is gone, or the array or scalar that
+// stops the walk, replaced whole.
+func resolve(doc *node, p pointer) (pointer, *node) {
+	cur := doc
+	for i, tok := range p {
+		if cur.kind != kindObject {
+			return p[:i], cur
+		}
+		if cur = cur.member(tok); cur == nil {
+			return p[:i+1], nil
+		}
+	}
+	return p, cur
+}
+
+// set records that at takes val, and reports whether that made a new leaf.
+func (m *mergeNode) set(at pointer, val *node) bool {
+	for _, tok := range at {
+		if m.leaf {
+			return false // an enclosing value is set whole already
+		}
+		if m.kids == nil {
+			m.kids = make(map[string]*mergeNode)
+		}
+		next := m.kids[tok]
+		if next == nil {
+			next = &mergeNode{}
+			m.kids[tok] = next
+		}
+		m = next
+	}
+	if m.leaf && m.val == val {
+		return false
+	}
+	m.leaf, m.val, m.kids = true, val, nil
+	return true
+}
+
+// createdWhole reports whether the first of touches to reach at, or anything above or
+// below it, wrote at or above it: then the value there was absent or not an object
+// before, and a merge patch may set a whole object there.
+func createdWhole(touches []touch, at pointer) bool {
+	for _, t := range touches {
+		switch {
+		case at.hasPrefix(t.at):
+			return t.writes
+		case t.at.hasPrefix(at):
+			return false
+		}
+	}
+	return false
+}
+
+func (m *mergeNode) appendTo(dst []byte) []byte {
+	if m.leaf {
+		if m.val == nil {
+			return append(dst, "null"...)
+		}
+		return appendJSON(dst, m.val)
+	}
+	keys := make([]string, 0, len(m.kids))
+	for k := range m.kids {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(quote(dst, k), ':')
+		dst = m.kids[k].appendTo(dst)
+	}
+	return append(dst, '}')
+}
+
+// touchesOf returns where ops change the document.
+func touchesOf(ops []op) ([]touch, error) {
+	out := make([]touch, 0, len(ops))
+	for _, o := range ops {
+		if o.kind == opMove {
+			from, err := parsePointer(o.from)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, touch{at: from})
+		}
+		at, err := parsePointer(o.path)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, touch{at: at, writes: o.kind != opRemove})
+	}
+	return out, nil
+}
+
+// MergeFromPatch returns the RFC 7386 merge patch that has the effect of patch, an RFC
+// 6902 patch whose result is to, on the version patch applies to. It reports false when
+// a merge patch cannot express that change.
+func MergeFromPatch(patch []byte, to *Version) ([]byte, bool, error) {
+	ops, err := parseOps(patch)
+	if err != nil {
+		return nil, false, err
+	}
+	touches, err := touchesOf(ops)
+	if err != nil {
+		return nil, false, err
+	}
+	merge, ok := mergePatch(touches, to.doc)
+	return merge, ok, nil
+}
+
+// parseOps reads the kind and paths of each operation of an RFC 6902 patch.
+func parseOps(patch []byte) ([]op, error) {
+	var p parser
+	doc, err := p.parse(patch, nil, prior{})
+	if err != nil {
+		return nil, err
+	}
+	if doc.kind != kindArray {
+		return nil, fmt.Errorf("a JSON Patch is an array")
+	}
+	ops := make([]op, 0, len(doc.kids))
+	for _, o := range doc.kids {
+		kind, path, from := o.child("op"), o.child("path"), o.child("from")
+		if o.kind != kindObject || kind == nil || path == nil {
+			return nil, fmt.Errorf("a JSON Patch operation needs op and path")
+		}
+		var k opKind
+		switch kind.text {
+		case "test":
+			continue
+		case "remove":
+			k = opRemove
+		case "move":
+			k = opMove
+		default: // add, replace, copy: something is written at path
+			k = opAdd
+		}
+		x := op{kind: k, path: path.text}
+		if k == opMove && from != nil {
+			x.from = from.text
+		}
+		ops = append(ops, x)
+	}
+	return ops, nil
+}
