@@ -67,11 +67,11 @@ func TestIncrementalMatchesFresh(t *testing.T) {
 func TestParseLikeBrowsers(t *testing.T) {
 	t.Parallel()
 	for body, want := range map[string]string{
-		`{"a":1,"a":2}`:            `{"a":2}`,
-		"\"bad \xff byte\"":        `"bad ` + "\uFFFD" + ` byte"`,
-		`{"<&>":"\u003c\u2028"}`:   `{"<&>":"<` + "\u2028" + `"}`,
-		`[1e400,-0,1.0,1E2]`:       `[1e400,-0,1.0,1E2]`,
-		` {"b":[],"a":{}} `:        `{"a":{},"b":[]}`,
+		`{"a":1,"a":2}`:           `{"a":2}`,
+		"\"bad \xff byte\"":       `"bad ` + "\uFFFD" + ` byte"`,
+		`{"<&>":"\u003c\u2028"}`:  `{"<&>":"<` + "\u2028" + `"}`,
+		`[1e400,-0,1.0,1E2]`:      `[1e400,-0,1.0,1E2]`,
+		` {"b":[],"a":{}} `:       `{"a":{},"b":[]}`,
 		`{"x~y/z":"\"q\"\n\t\\"}`: `{"x~y/z":"\"q\"\n\t\\"}`,
 	} {
 		v, err := Parse([]byte(body))
