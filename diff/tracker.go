@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 )
 
 // Change is a new version and the patches that take a holder of the previous version to
@@ -13,10 +15,52 @@ type Change struct {
 	// Patch is an RFC 6902 JSON Patch, a JSON array of operations; nil for the first
 	// version of a stream.
 	Patch []byte
-	// Merge is the same change as an RFC 7386 JSON Merge Patch; nil for the first
-	// version, and when a merge patch cannot express the change (it would have to set
-	// a member to null).
-	Merge []byte
+	merge *lazyMerge
+}
+
+// lazyMerge builds a change's merge patch on first use: it costs an encoding of every
+// array the change touched, which only merge_patch subscribers need.
+type lazyMerge struct {
+	once  sync.Once
+	ops   []op
+	doc   *node
+	out   []byte
+	given bool // out came with the change
+}
+
+// NewChange returns a change made elsewhere, such as one read back from a shared store:
+// version v, reached by the JSON Patch patch, or by the merge patch merge (nil when a
+// merge patch cannot express the change).
+func NewChange(v *Version, patch, merge []byte) Change {
+	return Change{Version: v, Patch: patch, merge: &lazyMerge{out: merge, given: true}}
+}
+
+// MergePatch returns the change as an RFC 7386 JSON Merge Patch. It is nil for the first
+// version, and when a merge patch cannot express the change: it would have to set a
+// member to null, which RFC 7386 reads as a deletion. It is safe for concurrent use.
+func (c Change) MergePatch() []byte {
+	m := c.merge
+	if m == nil || m.given {
+		return m.outOrNil()
+	}
+	m.once.Do(func() {
+		touches, err := touchesOf(m.ops)
+		if err != nil {
+			panic("a patch made here has a bad pointer: " + err.Error())
+		}
+		if out, ok := mergePatch(touches, m.doc); ok {
+			m.out = out
+		}
+		m.ops = nil
+	})
+	return m.out
+}
+
+func (m *lazyMerge) outOrNil() []byte {
+	if m == nil {
+		return nil
+	}
+	return m.out
 }
 
 // Tracker follows one upstream: it keeps the last body, its parsed document and the
@@ -79,7 +123,7 @@ func (t *Tracker) Update(body []byte) (Change, bool, error) {
 	}
 	ch := Change{Version: next}
 	if t.cur != nil {
-		ch.Patch, ch.Merge = t.changes(prev, doc)
+		ch.Patch, ch.merge = t.changes(prev, doc)
 	}
 	t.cur = next
 	return ch, true, nil
@@ -113,20 +157,11 @@ func (t *Tracker) curJSON() []byte {
 	return t.cur.JSON
 }
 
-// changes returns the JSON Patch and the merge patch (nil when there is none) from a to b.
-func (t *Tracker) changes(a, b *node) ([]byte, []byte) {
+// changes returns the JSON Patch from a to b, and what the merge patch is built from.
+func (t *Tracker) changes(a, b *node) ([]byte, *lazyMerge) {
 	t.w.ops, t.w.path = t.w.ops[:0], t.w.path[:0]
 	t.w.walk(a, b, t.keys, t.rootKey)
-	patch := appendPatch(nil, t.w.ops)
-	touches, err := touchesOf(t.w.ops)
-	if err != nil {
-		panic("a patch made here has a bad pointer: " + err.Error())
-	}
-	merge, ok := mergePatch(touches, b)
-	if !ok {
-		return patch, nil
-	}
-	return patch, merge
+	return appendPatch(nil, t.w.ops), &lazyMerge{ops: slices.Clone(t.w.ops), doc: b}
 }
 
 // JoinPatches concatenates RFC 6902 patches, each a JSON array, into one array that
