@@ -43,7 +43,8 @@ func ParseFormat(s string) (Format, error) {
 }
 
 // encodings builds the frames of one change, each at most once, so that every subscriber
-// of a format gets the same bytes. Formats that send a snapshot share one frame.
+// of a format gets the same bytes. Formats that send a snapshot share one frame. The
+// merge patch itself is computed only when merge_patch has subscribers.
 type encodings struct {
 	ch    diff.Change
 	first bool // the topic's first version: a snapshot in every format
@@ -54,7 +55,7 @@ type encodings struct {
 
 // isSnapshot reports whether the change reaches subscribers of format f as a snapshot.
 func (e *encodings) isSnapshot(f Format) bool {
-	return e.first || f == Snapshot || f == MergePatch && e.ch.Merge == nil
+	return e.first || f == Snapshot || f == MergePatch && e.ch.MergePatch() == nil
 }
 
 // frame returns the change's frame in format f, encoding it on first use.
@@ -73,11 +74,8 @@ func (e *encodings) frame(f Format) []byte {
 		return e.patch
 	default:
 		if e.merge == nil {
-			e.merge = patchFrame(v.ID, e.ch.Merge)
+			e.merge = patchFrame(v.ID, e.ch.MergePatch())
 		}
 		return e.merge
 	}
 }
-
-// size returns the bytes of the frames built so far.
-func (e *encodings) size() int { return len(e.snap) + len(e.patch) + len(e.merge) }

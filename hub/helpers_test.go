@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"testing"
 	"time"
 
@@ -80,12 +81,13 @@ func subscribeIn(t *testing.T, h *Hub, src Source, lastID string, f Format) *cli
 // client reads a subscription as a browser would: it parses the frames and keeps the
 // document by applying snapshots and patches (RFC 7386 merge patches in MergePatch).
 type client struct {
-	sub    *Subscription
-	format Format
-	doc    []byte
-	id     string
-	events []sse.Message
-	retry  time.Duration
+	sub     *Subscription
+	format  Format
+	batches [][][]byte // the frames of each read, as shared by the hub
+	doc     []byte
+	id      string
+	events  []sse.Message
+	retry   time.Duration
 }
 
 // read takes one batch of frames, waiting at most d.
@@ -96,6 +98,7 @@ func (c *client) read(d time.Duration) error {
 	if err != nil {
 		return err
 	}
+	c.batches = append(c.batches, slices.Clone(frames))
 	dec := sse.NewDecoder(bytes.NewReader(bytes.Join(frames, nil)))
 	for {
 		m, err := dec.Next()

@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -125,5 +127,46 @@ func (c *client) waitEvent(t *testing.T, typ, want string) {
 		if err := c.read(time.Until(deadline)); err != nil {
 			t.Fatalf("waiting for %s %s: %v (events %v)", typ, want, err, c.events)
 		}
+	}
+}
+
+// TestPollSourceSelectDoesNotResolve: a document in which the select pointer does not
+// resolve is an upstream failure that names select, stays failed while that document is
+// served, keeps the last good document, and recovers when select resolves again.
+func TestPollSourceSelectDoesNotResolve(t *testing.T) {
+	up, srv := newUpstream(t)
+	up.json(`{"data":{"x":1},"meta":1}`)
+	p, err := poller.New(poller.Config{URL: srv.URL, Interval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(Config{})
+	defer h.Close()
+	tr := newTracker(t, diff.Options{Select: "/data"})
+	sub, err := h.Subscribe("k", func() Source { return NewPollSource(p, tr) }, "", JSONPatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	c := &client{sub: sub}
+	c.waitDoc(t, `{"x":1}`)
+
+	up.json(`{"meta":2}`)
+	c.waitEvent(t, "upstream", `"ok":false`)
+	if !strings.Contains(c.last().Data, "select") || !strings.Contains(c.last().Data, `"status":200`) {
+		t.Fatalf("upstream event %s; want status 200 and an error naming select", c.last().Data)
+	}
+	n := len(c.events)
+	if err := c.read(200 * time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("polls of the same document changed the status: %v %v", err, c.events[n:])
+	}
+	if c.doc == nil || !strings.Contains(string(c.doc), `"x":1`) {
+		t.Fatalf("document %s; want the last good one kept", c.doc)
+	}
+
+	up.json(`{"data":{"x":2}}`)
+	c.waitDoc(t, `{"x":2}`)
+	if !c.saw("upstream", `{"ok":true}`) {
+		t.Fatalf("no recovery event in %v", c.types(0))
 	}
 }

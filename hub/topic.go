@@ -95,11 +95,12 @@ func newTopic(h *Hub, key string) *Topic {
 	return t
 }
 
-// Publish adds a new version. Only the topic's source calls it. The change is encoded in
-// the formats that have subscribers, outside the lock; a format that gained its first
-// subscriber meanwhile is encoded under the lock, so no subscriber misses a change.
-func (t *Topic) Publish(ch diff.Change) {
-	enc := encodings{ch: ch}
+// Publish adds a new version. Only the topic's source calls it.
+func (t *Topic) Publish(ch diff.Change) { t.commit(t.encode(ch)) }
+
+// encode encodes ch, outside the lock, in the formats that have subscribers.
+func (t *Topic) encode(ch diff.Change) *encodings {
+	enc := &encodings{ch: ch}
 	var wanted [numFormats]bool
 	enc.first, wanted = t.formatsWanted()
 	for f, ok := range wanted {
@@ -107,17 +108,24 @@ func (t *Topic) Publish(ch diff.Change) {
 			enc.frame(Format(f))
 		}
 	}
+	return enc
+}
+
+// commit adds the change encoded in enc to the log. A format that gained its first
+// subscriber since encode is encoded now, under the lock, so no subscriber misses a change.
+func (t *Topic) commit(enc *encodings) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	f := frame{version: ch.Version.ID}
+	v := enc.ch.Version
+	f := frame{version: v.ID}
 	for i, n := range t.subsOf {
 		if n > 0 {
 			f.data[i], f.full[i] = enc.frame(Format(i)), enc.isSnapshot(Format(i))
 		}
 	}
 	f.size = distinctSize(f.data[:])
-	t.hist.add(ch.Version.ID, ch.Patch)
-	t.cur = ch.Version
+	t.hist.add(v.ID, enc.ch.Patch)
+	t.cur = v
 	t.cacheMu.Lock()
 	t.snap, t.catchUp = enc.snap, nil
 	t.cacheMu.Unlock()
