@@ -53,6 +53,16 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"bad size", "poll_sse http://127.0.0.1/x {\n\tmax_body lots\n}", `max_body: "lots" is not a positive size`, "at Caddyfile:3"},
 		{"forward without fields", "poll_sse http://127.0.0.1/x {\n\tforward\n}", "wrong argument count", "at Caddyfile:3"},
 		{"extra argument", "poll_sse http://127.0.0.1/x {\n\ttimeout 1s 2s\n}", "wrong argument count", "at Caddyfile:3"},
+		{"bad format", "poll_sse http://127.0.0.1/x {\n\tformat xml\n}", `format: "xml" is not json_patch, merge_patch or snapshot`, "at Caddyfile:3"},
+		{"format without value", "poll_sse http://127.0.0.1/x {\n\tformat\n}", "wrong argument count", "at Caddyfile:3"},
+		{"select not a pointer", "poll_sse http://127.0.0.1/x {\n\tselect x\n}", `select: JSON pointer "x" must be empty or start with /`, "at Caddyfile:3"},
+		{"select without value", "poll_sse http://127.0.0.1/x {\n\tselect\n}", "wrong argument count", "at Caddyfile:3"},
+		{"bad escape", "poll_sse http://127.0.0.1/x {\n\tignore /a~2\n}", "ignore: JSON pointer", "at Caddyfile:3"},
+		{"ignore outside select", "poll_sse http://127.0.0.1/x {\n\tselect /data\n\tignore /meta/ts\n}", `ignore "/meta/ts" lies outside select "/data"`, "at Caddyfile:4"},
+		{"select after ignore", "poll_sse http://127.0.0.1/x {\n\tignore /meta/ts\n\tselect /data\n}", `ignore "/meta/ts" lies outside select "/data"`, "at Caddyfile:4"},
+		{"ignore without pointer", "poll_sse http://127.0.0.1/x {\n\tignore\n}", "wrong argument count", "at Caddyfile:3"},
+		{"array_key without member", "poll_sse http://127.0.0.1/x {\n\tarray_key /items\n}", "array_key: want <json-pointer> <member>, got 1 argument(s)", "at Caddyfile:3"},
+		{"array_key outside select", "poll_sse http://127.0.0.1/x {\n\tselect /data\n\tarray_key /items id\n}", `array_key "/items" lies outside select "/data"`, "at Caddyfile:4"},
 	}
 	adapter := caddyconfig.GetAdapter("caddyfile")
 	for _, tc := range tests {
