@@ -74,6 +74,10 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"two durations", "retry 1s 2s", "wrong argument count"},
 		{"history not a number", "history many", `history: "many" is not a positive whole number`},
 		{"header_up without value", "header_up X-Only", "wrong argument count"},
+		{"unknown format", "format xml", `format: "xml" is not json_patch, merge_patch or snapshot`},
+		{"select not a pointer", "select x", `select: JSON pointer "x" must be empty or start with /`},
+		{"array_key without member", "array_key /items", "array_key: want <json-pointer> <member>"},
+		{"not yet available", "max_subscribers 10", `unknown subdirective "max_subscribers"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -91,6 +95,26 @@ func TestCaddyfileErrors(t *testing.T) {
 				t.Errorf("error does not mention %q:\n%s", tc.want, msg)
 			}
 		})
+	}
+}
+
+// TestCaddyfileAdaptsShape checks that format, select, ignore (repeated, appending) and
+// array_key appear in the JSON config under their snake_case names.
+func TestCaddyfileAdaptsShape(t *testing.T) {
+	t.Parallel()
+	body := caddyfile("127.0.0.1:1", "127.0.0.1:2", pollSSE("http://127.0.0.1:3/state.json",
+		"format merge_patch", "select /data", "ignore /data/ts /data/items/*/seen", "ignore /data/etag",
+		"array_key /data/items id"))
+	_, out, err := adapt(t, body)
+	if err != nil {
+		t.Fatalf("caddy adapt: %v\n%s", err, out)
+	}
+	h := findHandler(t, out)
+	got, _ := json.Marshal(map[string]any{"format": h["format"], "select": h["select"], "ignore": h["ignore"], "array_key": h["array_key"]})
+	want := `{"array_key":[{"member":"id","pointer":"/data/items"}],"format":"merge_patch",` +
+		`"ignore":["/data/ts","/data/items/*/seen","/data/etag"],"select":"/data"}`
+	if string(got) != want {
+		t.Errorf("adapted %s\nwant     %s", got, want)
 	}
 }
 

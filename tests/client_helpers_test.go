@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,6 +58,7 @@ type sseClient struct {
 	endedAt time.Time     // when it ended; valid once in is closed
 
 	// Consumer state, used by the test goroutine only.
+	format    string // how patch events are applied: "json_patch" (or "") or "merge_patch"
 	doc       []byte
 	lastID    string     // id of the latest snapshot or patch
 	decoderID string     // the decoder's last event id buffer at the latest message
@@ -71,6 +73,7 @@ type dialConfig struct {
 	decode func(io.Reader) (io.Reader, error)
 	doc    []byte // document the client holds before connecting
 	docID  string
+	format string // the change format the client applies
 }
 
 type dialOption func(*dialConfig)
@@ -89,6 +92,21 @@ func withHeader(k, v string) dialOption { return func(c *dialConfig) { c.header.
 func withBodyDecoder(f func(io.Reader) (io.Reader, error)) dialOption {
 	return func(c *dialConfig) { c.decode = f }
 }
+
+// withFormat asks for a change format with ?format= (added to the query set so far) and
+// makes the client apply patch events in it.
+func withFormat(f string) dialOption {
+	return func(c *dialConfig) {
+		c.format = f
+		if c.query != "" {
+			c.query += "&"
+		}
+		c.query += "format=" + f
+	}
+}
+
+// inFormat makes the client apply patch events in format f, the route's, without asking.
+func inFormat(f string) dialOption { return func(c *dialConfig) { c.format = f } }
 
 // withDocument makes the client start out holding doc at version id, as after a drop.
 func withDocument(doc []byte, id string) dialOption {
@@ -130,7 +148,7 @@ func newClient(t testing.TB, cfg dialConfig) *sseClient {
 	return &sseClient{
 		t: t, tr: tr, dials: dials,
 		in: make(chan received, inboxSize), readEnd: make(chan struct{}),
-		doc: cfg.doc, lastID: cfg.docID,
+		doc: cfg.doc, lastID: cfg.docID, format: cfg.format,
 	}
 }
 
@@ -252,6 +270,13 @@ func (c *sseClient) applyPatch(r received) {
 	if c.doc == nil {
 		c.t.Fatalf("patch %q arrived before any document: %.200q", r.LastEventID, r.Data)
 	}
+	switch c.format {
+	case "merge_patch":
+		c.applyMergePatch(r)
+		return
+	case "snapshot":
+		c.t.Fatalf("patch %q in snapshot format: %.200q", r.LastEventID, r.Data)
+	}
 	p, err := jsonpatch.DecodePatch([]byte(r.Data))
 	if err != nil {
 		c.t.Fatalf("patch %q is not an RFC 6902 patch: %v: %.500q", r.LastEventID, err, r.Data)
@@ -260,6 +285,19 @@ func (c *sseClient) applyPatch(r received) {
 	if err != nil {
 		c.t.Fatalf("patch %q does not apply to the client's document: %v\npatch: %.500s\ndoc: %.500s",
 			r.LastEventID, err, r.Data, c.doc)
+	}
+	c.doc, c.lastID = doc, r.LastEventID
+}
+
+// applyMergePatch applies an RFC 7386 merge patch, which must be a JSON object.
+func (c *sseClient) applyMergePatch(r received) {
+	c.t.Helper()
+	if !strings.HasPrefix(r.Data, "{") {
+		c.t.Fatalf("patch %q is not an RFC 7386 merge patch object: %.500q", r.LastEventID, r.Data)
+	}
+	doc, err := jsonpatch.MergePatch(c.doc, []byte(r.Data))
+	if err != nil {
+		c.t.Fatalf("merge patch %q does not apply: %v\npatch: %.500s\ndoc: %.500s", r.LastEventID, err, r.Data, c.doc)
 	}
 	c.doc, c.lastID = doc, r.LastEventID
 }
