@@ -143,11 +143,11 @@ func (t *Topic) formatsWanted() (first bool, wanted [numFormats]bool) {
 	return t.cur == nil, wanted
 }
 
-// distinctSize returns the total length of encodings, counting shared ones once.
-func distinctSize(encodings [][]byte) int {
+// distinctSize returns the total length of data, counting shared slices once.
+func distinctSize(data [][]byte) int {
 	n := 0
-	for i, e := range encodings {
-		if len(e) > 0 && !slices.ContainsFunc(encodings[:i], func(o []byte) bool {
+	for i, e := range data {
+		if len(e) > 0 && !slices.ContainsFunc(data[:i], func(o []byte) bool {
 			return len(o) > 0 && &o[0] == &e[0]
 		}) {
 			n += len(e)
