@@ -13,11 +13,12 @@ type mergeNode struct {
 	kids map[string]*mergeNode
 }
 
-// touch is where one operation changes the document: its path, and whether it adds or
-// replaces there (as opposed to removing or changing something below).
+// touch is where one operation changes the document: its path, and whether the
+// location certainly held no object before it: an add (this package adds only what was
+// absent) or the replace of a value of another kind by an object.
 type touch struct {
-	at     pointer
-	writes bool
+	at      pointer
+	creates bool
 }
 
 // mergePatch returns the RFC 7386 merge patch with the effect of the operations that
@@ -89,13 +90,13 @@ func (m *mergeNode) set(at pointer, val *node) bool {
 }
 
 // createdWhole reports whether the first of touches to reach at, or anything above or
-// below it, wrote at or above it: then the value there was absent or not an object
-// before, and a merge patch may set a whole object there.
+// below it, created the value at or above it: then no object was there before, and a
+// merge patch may set a whole object there without leaving stale members behind.
 func createdWhole(touches []touch, at pointer) bool {
 	for _, t := range touches {
 		switch {
 		case at.hasPrefix(t.at):
-			return t.writes
+			return t.creates
 		case t.at.hasPrefix(at):
 			return false
 		}
@@ -141,7 +142,8 @@ func touchesOf(ops []op) ([]touch, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, touch{at: at, writes: o.kind != opRemove})
+		creates := o.kind == opAdd || o.kind == opReplace && o.value != nil && o.value.kind == kindObject
+		out = append(out, touch{at: at, creates: creates})
 	}
 	return out, nil
 }
@@ -182,14 +184,16 @@ func parseOps(patch []byte) ([]op, error) {
 		switch kind.text {
 		case "test":
 			continue
+		case "add":
+			k = opAdd
 		case "remove":
 			k = opRemove
 		case "move":
 			k = opMove
-		default: // add, replace, copy: something is written at path
-			k = opAdd
+		default: // replace, copy: something is written over what was there
+			k = opReplace
 		}
-		x := op{kind: k, path: path.text}
+		x := op{kind: k, path: path.text, value: o.child("value")}
 		if k == opMove && from != nil {
 			x.from = from.text
 		}

@@ -231,7 +231,8 @@ func evanphxCanApply(doc, patch []byte) bool {
 }
 
 // checkMerge checks a change's merge patch: nil only when the new document has a null
-// member reached through objects only (a merge patch would delete it), and otherwise
+// member in some object (a merge patch would delete it, or appliers would disagree), and
+// otherwise
 // taking the document from to the document to.
 func checkMerge(from, merge, to []byte) error {
 	_, hasNull, err := difftest.NullMember(to)
@@ -240,7 +241,7 @@ func checkMerge(from, merge, to []byte) error {
 	}
 	if merge == nil {
 		if !hasNull {
-			return fmt.Errorf("no merge patch, but %s has no null member reached through objects, so one can express the change", to)
+			return fmt.Errorf("no merge patch, but %s has no null member in any object, so one can express the change", to)
 		}
 		return nil // right: a merge patch cannot set the member at null to null
 	}
@@ -404,7 +405,7 @@ func checkCatchUp(from, to *diff.Version, patches [][]byte) error {
 	if _, null, _ := difftest.NullMember(to.JSON); null || writesObject(joined) {
 		return nil // rightly refused
 	}
-	return fmt.Errorf("MergeFromPatch refused %s, though %s has no null member reached through objects and the patch writes no object whole", joined, to.JSON)
+	return fmt.Errorf("MergeFromPatch refused %s, though %s has no null member in any object and the patch writes no object whole", joined, to.JSON)
 }
 
 // writesObject reports whether an RFC 6902 patch may set an object whole: an add or

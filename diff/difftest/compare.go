@@ -115,10 +115,10 @@ func normalNumber(s string) string {
 	return sign + trimmed + "e" + e.String()
 }
 
-// NullMember returns the pointer of a member of doc whose value is null and that is
-// reached from the root through objects only, if there is one. A change to such a
-// document cannot be written as an RFC 7386 merge patch: a null there deletes the
-// member. Nulls inside arrays do not count, since a merge patch replaces arrays whole.
+// NullMember returns the pointer of a member of doc whose value is null, in any object
+// however deep, arrays included, if there is one. A change to such a document is not
+// sent as an RFC 7386 merge patch: a null member there reads as a deletion, and appliers
+// disagree on nulls in objects within arrays. Null elements of arrays do not count.
 func NullMember(doc []byte) (string, bool, error) {
 	v, err := Decode(doc)
 	if err != nil {
@@ -129,17 +129,22 @@ func NullMember(doc []byte) (string, bool, error) {
 }
 
 func nullMember(v any, path string) (string, bool) {
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return "", false
-	}
-	for k, mv := range obj {
-		p := path + "/" + escapeToken(k)
-		if mv == nil {
-			return p, true
+	switch v := v.(type) {
+	case map[string]any:
+		for k, mv := range v {
+			p := path + "/" + escapeToken(k)
+			if mv == nil {
+				return p, true
+			}
+			if q, ok := nullMember(mv, p); ok {
+				return q, true
+			}
 		}
-		if q, ok := nullMember(mv, p); ok {
-			return q, true
+	case []any:
+		for i, el := range v {
+			if q, ok := nullMember(el, fmt.Sprintf("%s/%d", path, i)); ok {
+				return q, true
+			}
 		}
 	}
 	return "", false

@@ -233,8 +233,9 @@ func TestNullMember(t *testing.T) {
 	}{
 		{`{"a":null}`, "/a", true},
 		{`{"a":{"b~/":null}}`, "/a/b~0~1", true},
-		{`{"a":[null,{"b":null}]}`, "", false},
-		{`[{"a":null}]`, "", false},
+		{`{"a":[null,{"b":null}]}`, "/a/1/b", true},
+		{`[{"a":null}]`, "/0/a", true},
+		{`{"a":[null,[null]]}`, "", false},
 		{`null`, "", false},
 		{`{"a":1}`, "", false},
 	}
