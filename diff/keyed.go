@@ -12,15 +12,14 @@ import (
 // reports false, having done nothing, when some element has no scalar key or a key
 // repeats; the arrays are then compared by position.
 func (w *walker) keyed(a, b *node, keys ruleSet, key string) bool {
-	oldKeys, ok := elementKeys(a, key)
+	oldKeys, oldAt, ok := elementKeys(a, key)
 	if !ok {
 		return false
 	}
-	newKeys, ok := elementKeys(b, key)
+	newKeys, newAt, ok := elementKeys(b, key)
 	if !ok {
 		return false
 	}
-	oldAt, newAt := positions(oldKeys), positions(newKeys)
 	kept := w.removeGone(oldKeys, newAt)
 	w.place(b, kept, newKeys, oldAt, newAt)
 	for i, k := range newKeys {
@@ -31,34 +30,27 @@ func (w *walker) keyed(a, b *node, keys ruleSet, key string) bool {
 	return true
 }
 
-// elementKeys returns the key of each element, or false when one has none or two share
-// one. A key is the JSON type and text of a string, number, boolean or null member.
-func elementKeys(arr *node, member string) ([]string, bool) {
-	out := make([]string, len(arr.kids))
-	seen := make(map[string]struct{}, len(arr.kids))
+// elementKeys returns the key of each element and the position of each key, or false
+// when an element has none or two share one. A key is the JSON type and text of a
+// string, number, boolean or null member.
+func elementKeys(arr *node, member string) ([]string, map[string]int, bool) {
+	keys := make([]string, len(arr.kids))
+	at := make(map[string]int, len(arr.kids))
 	for i, el := range arr.kids {
 		if el.kind != kindObject {
-			return nil, false
+			return nil, nil, false
 		}
 		k := el.member(member)
 		if k == nil || k.kind == kindObject || k.kind == kindArray {
-			return nil, false
+			return nil, nil, false
 		}
-		out[i] = string(rune('0'+k.kind)) + k.text
-		if _, dup := seen[out[i]]; dup {
-			return nil, false
+		keys[i] = string(rune('0'+k.kind)) + k.text
+		if _, dup := at[keys[i]]; dup {
+			return nil, nil, false
 		}
-		seen[out[i]] = struct{}{}
+		at[keys[i]] = i
 	}
-	return out, true
-}
-
-func positions(keys []string) map[string]int {
-	m := make(map[string]int, len(keys))
-	for i, k := range keys {
-		m[k] = i
-	}
-	return m
+	return keys, at, true
 }
 
 // removeGone removes, last first, the elements whose key is not in the new array, and

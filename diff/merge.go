@@ -28,16 +28,9 @@ type touch struct {
 // is null, or an object replaced whole where the target may still hold an object.
 func mergePatch(touches []touch, doc *node) ([]byte, bool) {
 	root := &mergeNode{}
-	var leaves []pointer
 	for _, t := range touches {
 		at, val := resolve(doc, t.at)
-		if root.set(at, val) {
-			leaves = append(leaves, at)
-		}
-	}
-	for _, at := range leaves {
-		at, val := resolve(doc, at)
-		if val == nil {
+		if !root.set(at, val) || val == nil {
 			continue
 		}
 		if len(at) > 0 && val.kind == kindNull || carriesNullMember(val) {

@@ -30,8 +30,11 @@ type node struct {
 	prev     []byte // while encoding a reused node: its canonical bytes in the last version
 }
 
-// member returns the value of the object member name, or nil.
+// member returns the value of the object member name, or nil; n may be nil.
 func (n *node) member(name string) *node {
+	if n == nil {
+		return nil
+	}
 	i := sort.SearchStrings(n.keys, name)
 	if i < len(n.keys) && n.keys[i] == name {
 		return n.kids[i]

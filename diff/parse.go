@@ -250,7 +250,7 @@ func (p *parser) object(raw []byte, ign ruleSet, pr prior) (*node, error) {
 			}
 			continue
 		}
-		kid, err := p.child(d, raw, sub, p.priorKid(pr, lookupMember(pr.n, name)))
+		kid, err := p.child(d, raw, sub, func([]byte) prior { return p.priorKid(pr, pr.n.member(name)) })
 		if err != nil {
 			return nil, err
 		}
@@ -260,15 +260,9 @@ func (p *parser) object(raw []byte, ign ruleSet, pr prior) (*node, error) {
 	return p.keepIfSame(n, pr), nil
 }
 
-func lookupMember(n *node, name string) *node {
-	if n == nil {
-		return nil
-	}
-	return n.member(name)
-}
-
-// child parses the next value of d, whose input is raw.
-func (p *parser) child(d *jsontext.Decoder, raw []byte, ign ruleSet, pr prior) (*node, error) {
+// child parses the next value of d, whose input is raw, against the previous value that
+// pick chooses for its bytes.
+func (p *parser) child(d *jsontext.Decoder, raw []byte, ign ruleSet, pick func(v []byte) prior) (*node, error) {
 	v, err := d.ReadValue()
 	if err != nil {
 		return nil, err
@@ -278,7 +272,7 @@ func (p *parser) child(d *jsontext.Decoder, raw []byte, ign ruleSet, pr prior) (
 	if start < 0 || end > len(raw) {
 		return nil, errMalformed
 	}
-	kid, err := p.value(raw[start:end], ign, pr)
+	kid, err := p.value(raw[start:end], ign, pick(raw[start:end]))
 	if err != nil {
 		return nil, err
 	}
@@ -369,25 +363,13 @@ type matcher struct {
 }
 
 func (m *matcher) next(d *jsontext.Decoder, raw []byte, ign ruleSet, pos int) (*node, error) {
-	v, err := d.ReadValue()
-	if err != nil {
-		return nil, err
-	}
-	end := int(d.InputOffset())
-	start := end - len(v)
-	if start < 0 || end > len(raw) {
-		return nil, errMalformed
-	}
-	pr := m.at(pos)
-	if m.anywhere && m.pr.n != nil && (pr.n == nil || !bytes.Equal(pr.raw, v)) {
-		pr = m.elsewhere(pos, v, pr)
-	}
-	kid, err := m.p.value(raw[start:end], ign, pr)
-	if err != nil {
-		return nil, err
-	}
-	kid.off, kid.n = start, end-start
-	return kid, nil
+	return m.p.child(d, raw, ign, func(v []byte) prior {
+		pr := m.at(pos)
+		if m.anywhere && m.pr.n != nil && (pr.n == nil || !bytes.Equal(pr.raw, v)) {
+			pr = m.elsewhere(pos, v, pr)
+		}
+		return pr
+	})
 }
 
 // at returns the unplaced previous element at pos, if any.
