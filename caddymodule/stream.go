@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"time"
 
@@ -33,13 +34,24 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, lp loop) e
 	if err != nil {
 		return caddyhttp.Error(http.StatusServiceUnavailable, err)
 	}
-	defer sub.Close()
 	h.watchShutdown(r)
+	streamed := false
+	defer func() {
+		if !streamed {
+			sub.Close()
+		}
+	}()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	defer context.AfterFunc(h.streams, cancel)()
 
 	setStreamHeaders(w.Header())
+	handOver := r.ProtoMajor == 1 && hijacker(w) != nil
+	if handOver {
+		// The body then ends when the connection closes, as the SSE specification
+		// recommends, rather than being chunked: the hub writes frames as they are.
+		w.Header().Set("Transfer-Encoding", "identity")
+	}
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	for {
@@ -51,7 +63,47 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, lp loop) e
 			h.logger.Debug("writing to client", zap.String("remote", r.RemoteAddr), zap.Error(err))
 			return nil
 		}
+		if handOver && w.Header().Get("Content-Encoding") == "" {
+			if conn := takeOver(w); conn != nil {
+				streamed = true
+				sub.Serve(h.streams, conn)
+				return nil
+			}
+		}
+		handOver = false
 	}
+}
+
+// hijacker returns net/http's own ResponseWriter beneath any wrappers of w, if it can
+// hand its connection over.
+func hijacker(w http.ResponseWriter) http.Hijacker {
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		w = u.Unwrap()
+	}
+	hj, _ := w.(http.Hijacker)
+	return hj
+}
+
+// takeOver takes the connection of an HTTP/1.x stream over from net/http once the
+// header and the first frames went out through the route, so that the hub's shared
+// writers serve the stream from then on and no goroutine, buffer or request state is
+// held for it. It returns nil where that is not possible, and the stream goes on through
+// the ResponseWriter. It is only called when no encoder took the response: an encoder
+// sees only the first frames, so a stream it encodes stays with it.
+func takeOver(w http.ResponseWriter) net.Conn {
+	hj := hijacker(w)
+	if hj == nil {
+		return nil
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return nil
+	}
+	return conn
 }
 
 func setStreamHeaders(hdr http.Header) {

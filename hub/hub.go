@@ -38,6 +38,10 @@ type Config struct {
 	Retry time.Duration
 	// Linger is how long a topic keeps polling after its last subscriber leaves.
 	Linger time.Duration
+	// WriteTimeout bounds a blocking write to a connection handed over with Serve: a
+	// client that takes no bytes for that long is disconnected, and resumes from its
+	// last event id. Default: two heartbeats.
+	WriteTimeout time.Duration
 	// MaxTopics caps the topics running at once; 0 means no cap.
 	MaxTopics int
 	// Now tells the time; nil means time.Now.
@@ -61,6 +65,12 @@ type Hub struct {
 	topics map[string]*Topic
 	closed bool
 	wg     sync.WaitGroup // running sources
+
+	quit        chan struct{}  // closed by Close: stops the writers and the heartbeats
+	bg          sync.WaitGroup // writers and heartbeats
+	beatsOnce   sync.Once
+	writersOnce sync.Once
+	writers     []*writer
 }
 
 // New returns a hub with cfg's zero fields set to their defaults.
@@ -77,13 +87,22 @@ func New(cfg Config) *Hub {
 	if cfg.Linger <= 0 {
 		cfg.Linger = DefaultLinger
 	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 2 * cfg.Heartbeat
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	return &Hub{cfg: cfg, retry: retryFrame(cfg.Retry), logBytes: logBytes, topics: make(map[string]*Topic)}
+	return &Hub{
+		cfg:      cfg,
+		retry:    retryFrame(cfg.Retry),
+		logBytes: logBytes,
+		topics:   make(map[string]*Topic),
+		quit:     make(chan struct{}),
+	}
 }
 
 // Subscribe joins the topic for key, starting it with newSource if it is not running.
@@ -106,6 +125,7 @@ func (h *Hub) Subscribe(key string, newSource func() Source, lastEventID string,
 		}
 		t = newTopic(h, key)
 		h.topics[key] = t
+		h.beatsOnce.Do(func() { h.bg.Go(h.beats) })
 		h.start(t, newSource())
 	}
 	return t.subscribe(lastEventID, format), nil
@@ -136,6 +156,7 @@ func (h *Hub) remove(t *Topic) {
 	}
 	h.mu.Unlock()
 	t.stop()
+	t.closeStreams()
 }
 
 // expire stops t if it still has no subscriber.
@@ -184,6 +205,37 @@ func (h *Hub) Close() {
 	h.mu.Unlock()
 	for _, t := range topics {
 		t.stop()
+		t.closeStreams()
 	}
 	h.wg.Wait()
+	close(h.quit)
+	h.bg.Wait()
+}
+
+// beats adds a heartbeat to each topic that has been idle for the heartbeat interval,
+// checking every quarter of it: one ticker for all topics and all their subscribers.
+func (h *Hub) beats() {
+	tick := time.NewTicker(h.cfg.Heartbeat / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case now := <-tick.C:
+			for _, t := range h.running() {
+				t.heartbeat(now)
+			}
+		case <-h.quit:
+			return
+		}
+	}
+}
+
+// running returns the running topics.
+func (h *Hub) running() []*Topic {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	topics := make([]*Topic, 0, len(h.topics))
+	for _, t := range h.topics {
+		topics = append(topics, t)
+	}
+	return topics
 }

@@ -80,23 +80,48 @@ func (t *Topic) since(s *Subscription) ([][]byte, <-chan struct{}, error) {
 		return t.catchUpFrames(s), nil, nil
 	}
 	frames := s.buf[:0]
-	for ; s.next < t.head; s.next++ {
-		// Every frame added since s subscribed holds s's format: Publish encodes the
-		// formats with subscribers under the lock that subscribe takes.
-		f := &t.log[s.next%logWindow]
-		if f.full[s.format] && f.version == s.version {
-			continue // the client already holds this document
-		}
-		frames = append(frames, f.data[s.format])
-		if f.version != "" {
-			s.version = f.version
-		}
-		if f.health != healthSame {
-			s.ok = f.health == healthOK
-		}
+	for s.next < t.head {
+		frames = s.take(frames, &t.log[s.next%logWindow])
 	}
 	s.buf = frames
 	return frames, t.wake, nil
+}
+
+// take moves s past frame f, appending it to frames when the client needs it. Every
+// frame added since s subscribed holds s's format: Publish encodes the formats with
+// subscribers under the lock that subscribe takes.
+func (s *Subscription) take(frames [][]byte, f *frame) [][]byte {
+	s.next++
+	if f.full[s.format] && f.version == s.version {
+		return frames // the client already holds this document
+	}
+	if f.version != "" {
+		s.version = f.version
+	}
+	if f.health != healthSame {
+		s.ok = f.health == healthOK
+	}
+	return append(frames, f.data[s.format])
+}
+
+// framesIn returns the frames of v that s has not read. A subscription that is behind
+// v, having joined or fallen behind before it, reads from the log itself.
+func (s *Subscription) framesIn(v *view) ([][]byte, error) {
+	switch {
+	case v.stopped:
+		return nil, ErrClosed
+	case s.next > v.head:
+		return nil, nil // joined after v was read: the next pass has its frames
+	case s.next < v.base:
+		frames, _, err := s.t.since(s)
+		return frames, err
+	}
+	frames := s.buf[:0]
+	for s.next < v.head {
+		frames = s.take(frames, &v.frames[s.next-v.base])
+	}
+	s.buf = frames
+	return frames, nil
 }
 
 // catchUpFrames moves s to the head of the log. t.mu is held.

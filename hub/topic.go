@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -60,7 +61,7 @@ type Topic struct {
 	subs    int
 	subsOf  [numFormats]int // subscribers by format: a change is encoded in those in use
 	linger  *time.Timer
-	beat    *time.Timer
+	last    time.Time // when the last frame was added: heartbeats fill idle time
 	stopped bool
 	wake    chan struct{} // closed and replaced when a frame is added or the topic stops
 	log     [logWindow]frame
@@ -71,6 +72,10 @@ type Topic struct {
 	status  Status
 	stFrame []byte // the frame announcing status
 	hist    history
+
+	shardsOnce sync.Once
+	shards     []*shard // the streams handed over with Serve, one shard per writer
+	dealt      atomic.Uint32
 
 	cacheMu sync.Mutex
 	snap    []byte                // snapshot frame of cur, built on first use
@@ -90,8 +95,8 @@ func newTopic(h *Hub, key string) *Topic {
 		wake:   make(chan struct{}),
 		status: Status{OK: true},
 		hist:   newHistory(h.cfg.History),
+		last:   time.Now(),
 	}
-	t.beat = time.AfterFunc(h.cfg.Heartbeat, t.heartbeat)
 	return t
 }
 
@@ -209,7 +214,8 @@ func (t *Topic) append(f frame) {
 	}
 	close(t.wake)
 	t.wake = make(chan struct{})
-	t.beat.Reset(t.hub.cfg.Heartbeat)
+	t.last = time.Now()
+	t.kickShards()
 }
 
 // evict drops the oldest frame of the log. t.mu is held.
@@ -220,10 +226,12 @@ func (t *Topic) evict() {
 	t.tail++
 }
 
-func (t *Topic) heartbeat() {
+// heartbeat adds a heartbeat frame if no frame was added for the hub's heartbeat
+// interval before now.
+func (t *Topic) heartbeat(now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.stopped {
+	if !t.stopped && now.Sub(t.last) >= t.hub.cfg.Heartbeat {
 		t.append(sharedFrame(heartbeat, healthSame))
 	}
 }
@@ -284,6 +292,12 @@ func (t *Topic) snapshot() []byte {
 	return t.snap
 }
 
+func (t *Topic) isStopped() bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.stopped
+}
+
 func (t *Topic) idle() bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -298,7 +312,6 @@ func (t *Topic) stop() {
 	}
 	t.stopped = true
 	t.cancel()
-	t.beat.Stop()
 	if t.linger != nil {
 		t.linger.Stop()
 	}

@@ -1,0 +1,208 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// A stream is a client connection handed to the hub with Serve. While it keeps up, the
+// shared writers write to it without blocking and it holds no goroutine but the one that
+// notices the client leave. When the client's socket is full, the stream drains the rest
+// in a goroutine of its own, catching up from the log (several frames in one write, or one
+// catch-up once it fell out of the log), and returns to the shared writers when it has
+// caught up.
+type stream struct {
+	sub     *Subscription
+	shard   *shard // nil for a stream with a goroutine of its own
+	conn    net.Conn
+	raw     syscall.RawConn // nil: the connection cannot be written without blocking
+	timeout time.Duration   // a blocking write's deadline
+	ctx     context.Context // ended when the stream ends
+	cancel  context.CancelFunc
+
+	mu    sync.Mutex // held while frames are chosen for and written to the stream
+	state atomic.Int32
+	out   net.Buffers // frames accepted for the client and not yet written
+}
+
+// Stream states.
+const (
+	stateFast     int32 = iota // written by the shared writers
+	stateDraining              // written by its own goroutine
+	stateClosed
+)
+
+// Serve hands the client connection conn to the hub, which from then on writes the
+// subscription's frames to it and closes it when the client leaves, a write fails or
+// takes longer than the write timeout, the topic stops, or ctx ends. The caller has
+// written the response header, and may have read frames with Next; frames not read yet
+// are written before Serve returns. The caller must not use conn or s again.
+func (s *Subscription) Serve(ctx context.Context, conn net.Conn) {
+	h := s.t.hub
+	st := &stream{sub: s, conn: conn, raw: rawConn(conn), timeout: h.cfg.WriteTimeout}
+	st.ctx, st.cancel = context.WithCancel(ctx)
+	context.AfterFunc(st.ctx, st.close)
+	st.out = append(st.out, s.pending...)
+	s.pending = nil
+	if st.raw != nil {
+		st.shard = s.t.shardFor()
+	}
+	if err := st.flush(); err != nil {
+		st.close()
+		return
+	}
+	go st.watch()
+	if st.shard != nil {
+		st.shard.add(st)
+	} else if st.state.CompareAndSwap(stateFast, stateDraining) {
+		go st.serveBlocking()
+	}
+}
+
+// deliver writes the frames of v that st has not read, without blocking. Run by a shared
+// writer.
+func (st *stream) deliver(v *view) {
+	st.mu.Lock()
+	if st.state.Load() != stateFast {
+		st.mu.Unlock()
+		return
+	}
+	frames, err := st.sub.framesIn(v)
+	if err == nil && len(frames) > 0 {
+		err = st.writeNow(frames)
+	}
+	st.mu.Unlock()
+	if err != nil {
+		st.close()
+	}
+}
+
+// writeNow writes frames as far as the socket takes them. What it does not take is kept,
+// and the stream starts draining. st.mu is held.
+func (st *stream) writeNow(frames [][]byte) error {
+	n, err := writeNonBlocking(st.raw, frames)
+	if err != nil {
+		return err
+	}
+	for len(frames) > 0 && n >= len(frames[0]) {
+		n -= len(frames[0])
+		frames = frames[1:]
+	}
+	if len(frames) == 0 {
+		return nil
+	}
+	st.out = append(st.out[:0], frames[0][n:])
+	st.out = append(st.out, frames[1:]...)
+	if st.state.CompareAndSwap(stateFast, stateDraining) {
+		go st.drain()
+	}
+	return nil
+}
+
+// drain writes what the socket did not take, blocking, and whatever the client missed
+// meanwhile, until the stream has caught up with the log and returns to the shared
+// writers.
+func (st *stream) drain() {
+	for {
+		if err := st.flush(); err != nil {
+			st.close()
+			return
+		}
+		done, err := st.catchUp()
+		if err != nil {
+			st.close()
+			return
+		}
+		if done {
+			return
+		}
+	}
+}
+
+// flush writes st.out, blocking for at most the write timeout.
+func (st *stream) flush() error {
+	if len(st.out) == 0 {
+		return nil
+	}
+	if err := st.conn.SetWriteDeadline(time.Now().Add(st.timeout)); err != nil {
+		return err
+	}
+	out := st.out
+	if _, err := out.WriteTo(st.conn); err != nil {
+		return err
+	}
+	clear(st.out)
+	st.out = st.out[:0]
+	return st.conn.SetWriteDeadline(time.Time{})
+}
+
+// catchUp takes into st.out the frames added to the log since the last write, or, when
+// there are none, hands the stream back to the shared writers and reports done.
+func (st *stream) catchUp() (done bool, err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	t := st.sub.t
+	t.mu.RLock()
+	if !t.stopped && st.sub.next == t.head {
+		// Under t.mu no frame can be added before the state changes: the pass that
+		// the next frame queues sees the stream in the fast state. A stream closed
+		// meanwhile stays closed.
+		st.state.CompareAndSwap(stateDraining, stateFast)
+		t.mu.RUnlock()
+		return true, nil
+	}
+	t.mu.RUnlock()
+	frames, _, err := t.since(st.sub)
+	st.out = append(st.out, frames...)
+	return false, err
+}
+
+// serveBlocking writes the subscription's frames to a connection that cannot be written
+// without blocking, such as TLS, from a goroutine of the stream's own.
+func (st *stream) serveBlocking() {
+	for {
+		frames, err := st.sub.Next(st.ctx)
+		if err == nil {
+			st.out = append(st.out, frames...)
+			err = st.flush()
+		}
+		if err != nil {
+			st.close()
+			return
+		}
+	}
+}
+
+// watch reads from the connection until the client closes it, then ends the stream.
+// Clients send nothing on an event stream; anything they do send is discarded.
+func (st *stream) watch() {
+	buf := make([]byte, 64)
+	for {
+		if _, err := st.conn.Read(buf); err != nil {
+			st.close()
+			return
+		}
+	}
+}
+
+// close ends the stream: the connection is closed and the subscription ends. It may be
+// called more than once, from any goroutine.
+func (st *stream) close() {
+	if st.state.Swap(stateClosed) == stateClosed {
+		return
+	}
+	st.cancel()
+	_ = st.conn.Close()
+	st.sub.Close()
+	if st.shard != nil {
+		st.shard.kick() // the pass drops the stream
+	}
+}
+
+// errNoRawWrites is returned by writeNonBlocking where the platform has none.
+var errNoRawWrites = errors.New("non-blocking writes are not supported")

@@ -1,0 +1,215 @@
+package hub
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// A writer is one of the hub's shared goroutines that write frames to the connections
+// handed to the hub with Serve. There is one per CPU; writer i serves shard i of every
+// topic, so a change reaches a topic's streams from all CPUs at once, and an idle stream
+// costs no goroutine of its own.
+type writer struct {
+	mu    sync.Mutex
+	queue []*shard
+	spare []*shard
+	wake  chan struct{}
+}
+
+// startWriters starts the hub's writers, once.
+func (h *Hub) startWriters() {
+	h.writersOnce.Do(func() {
+		n := max(runtime.GOMAXPROCS(0), 1)
+		h.writers = make([]*writer, n)
+		for i := range h.writers {
+			w := &writer{wake: make(chan struct{}, 1)}
+			h.writers[i] = w
+			h.bg.Go(func() { w.run(h.quit) })
+		}
+	})
+}
+
+// push queues sh for a pass.
+func (w *writer) push(sh *shard) {
+	w.mu.Lock()
+	w.queue = append(w.queue, sh)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the queued shards and empties the queue.
+func (w *writer) take() []*shard {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	q := w.queue
+	w.queue = w.spare[:0]
+	w.spare = q
+	return q
+}
+
+func (w *writer) run(quit <-chan struct{}) {
+	for {
+		select {
+		case <-w.wake:
+		case <-quit:
+			return
+		}
+		for q := w.take(); len(q) > 0; q = w.take() {
+			for i, sh := range q {
+				sh.pass()
+				q[i] = nil
+			}
+		}
+	}
+}
+
+// A shard is the part of one topic's streams that one writer serves.
+type shard struct {
+	t      *Topic
+	w      *writer
+	queued atomic.Bool
+	n      atomic.Int32 // streams registered
+
+	mu      sync.Mutex
+	streams []*stream
+
+	// Owned by the writer's passes.
+	seen   uint64  // the log head at the last pass; streams in the fast state had read up to it
+	frames []frame // the log frames of the current pass
+}
+
+// kick queues the shard for a pass unless one is already queued.
+func (sh *shard) kick() {
+	if sh.queued.CompareAndSwap(false, true) {
+		sh.w.push(sh)
+	}
+}
+
+// add registers st with the shard and queues a pass for the frames added since st
+// subscribed. A stream added to a stopped topic is closed: Hub.Close may have closed the
+// topic's streams before it was added.
+func (sh *shard) add(st *stream) {
+	sh.mu.Lock()
+	sh.streams = append(sh.streams, st)
+	sh.mu.Unlock()
+	sh.n.Add(1)
+	if sh.t.isStopped() {
+		st.close()
+		return
+	}
+	sh.kick()
+}
+
+// pass writes to each stream of the shard the frames added to the log since it last
+// read, then drops the streams that have ended.
+func (sh *shard) pass() {
+	sh.queued.Store(false)
+	v := sh.t.view(sh.seen, sh.frames[:0])
+	sh.seen = v.head
+	sh.mu.Lock()
+	list := sh.streams
+	sh.mu.Unlock()
+	for _, st := range list {
+		st.deliver(&v)
+	}
+	clear(v.frames) // the frames' data may be large: keep no reference past the pass
+	sh.frames = v.frames
+	sh.compact()
+}
+
+// compact drops the ended streams.
+func (sh *shard) compact() {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	before := len(sh.streams)
+	sh.streams = deleteClosed(sh.streams)
+	sh.n.Add(int32(len(sh.streams) - before))
+}
+
+func deleteClosed(streams []*stream) []*stream {
+	kept := streams[:0]
+	for _, st := range streams {
+		if st.state.Load() != stateClosed {
+			kept = append(kept, st)
+		}
+	}
+	clear(streams[len(kept):])
+	return kept
+}
+
+// all returns the shard's streams.
+func (sh *shard) all() []*stream {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return append([]*stream(nil), sh.streams...)
+}
+
+// A view is a copy of the frames of a topic's log from base to head, read under one lock
+// by a writer's pass.
+type view struct {
+	base, head uint64
+	frames     []frame
+	stopped    bool
+}
+
+// view copies into buf the frames of the log from sequence number from, or from the
+// oldest kept if that is later.
+func (t *Topic) view(from uint64, buf []frame) view {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	from = max(from, t.tail)
+	for i := from; i < t.head; i++ {
+		buf = append(buf, t.log[i%logWindow])
+	}
+	return view{base: from, head: t.head, frames: buf, stopped: t.stopped}
+}
+
+// shardFor returns the shard a new stream joins: the topic's shards are created with
+// its first stream, and streams are dealt to them in turn.
+func (t *Topic) shardFor() *shard {
+	h := t.hub
+	h.startWriters()
+	t.shardsOnce.Do(func() {
+		shards := make([]*shard, len(h.writers))
+		for i, w := range h.writers {
+			shards[i] = &shard{t: t, w: w}
+		}
+		t.mu.Lock()
+		t.shards = shards
+		t.mu.Unlock()
+	})
+	i := t.dealt.Add(1)
+	return t.shards[int(i)%len(t.shards)]
+}
+
+// kickShards queues a pass of every shard that has streams. t.mu is held.
+func (t *Topic) kickShards() {
+	for _, sh := range t.shards {
+		if sh.n.Load() > 0 {
+			sh.kick()
+		}
+	}
+}
+
+// streams returns every stream of the topic.
+func (t *Topic) streams() []*stream {
+	t.mu.RLock()
+	shards := t.shards
+	t.mu.RUnlock()
+	var all []*stream
+	for _, sh := range shards {
+		all = append(all, sh.all()...)
+	}
+	return all
+}
+
+// closeStreams ends every stream of the topic. It is called after the topic stopped.
+func (t *Topic) closeStreams() {
+	for _, st := range t.streams() {
+		st.close()
+	}
+}
