@@ -2,6 +2,11 @@
 // frame log every subscriber reads with its own cursor, a version history for resume, and
 // the lifecycle that starts a loop with its first subscriber and stops it linger after
 // its last.
+//
+// A subscriber reads its frames with Subscription.Next, or hands its connection over with
+// Subscription.Serve: the hub's shared writers, one per CPU, then write each frame to
+// every connection without blocking, and a connection holds no goroutine of its own
+// except while its socket is full.
 package hub
 
 import (
