@@ -1,14 +1,16 @@
-//go:build !unix
+//go:build !linux
 
 package hub
 
-import (
-	"net"
-	"syscall"
-)
+import "net"
 
-// rawConn returns nil: on this platform every stream is written from a goroutine of its
+// iovec stands for the writev buffer descriptors this platform is not written with.
+type iovec struct{}
+
+// socketFD returns -1: on this platform every stream is written from a goroutine of its
 // own.
-func rawConn(net.Conn) syscall.RawConn { return nil }
+func socketFD(net.Conn) int { return -1 }
 
-func writeNonBlocking(syscall.RawConn, [][]byte) (int, error) { return 0, errNoRawWrites }
+func writeNonBlocking(int, [][]byte, []iovec) (int, []iovec, error) {
+	return 0, nil, errNoRawWrites
+}

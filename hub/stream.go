@@ -6,7 +6,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -20,7 +19,7 @@ type stream struct {
 	sub     *Subscription
 	shard   *shard // nil for a stream with a goroutine of its own
 	conn    net.Conn
-	raw     syscall.RawConn // nil: the connection cannot be written without blocking
+	fd      int             // the socket, written without blocking; -1 when it cannot be
 	timeout time.Duration   // a blocking write's deadline
 	ctx     context.Context // ended when the stream ends
 	cancel  context.CancelFunc
@@ -44,12 +43,12 @@ const (
 // are written before Serve returns. The caller must not use conn or s again.
 func (s *Subscription) Serve(ctx context.Context, conn net.Conn) {
 	h := s.t.hub
-	st := &stream{sub: s, conn: conn, raw: rawConn(conn), timeout: h.cfg.WriteTimeout}
+	st := &stream{sub: s, conn: conn, fd: socketFD(conn), timeout: h.cfg.WriteTimeout}
 	st.ctx, st.cancel = context.WithCancel(ctx)
 	context.AfterFunc(st.ctx, st.close)
 	st.out = append(st.out, s.pending...)
 	s.pending = nil
-	if st.raw != nil {
+	if st.fd >= 0 {
 		st.shard = s.t.shardFor()
 	}
 	if err := st.flush(); err != nil {
@@ -85,7 +84,8 @@ func (st *stream) deliver(v *view) {
 // writeNow writes frames as far as the socket takes them. What it does not take is kept,
 // and the stream starts draining. st.mu is held.
 func (st *stream) writeNow(frames [][]byte) error {
-	n, err := writeNonBlocking(st.raw, frames)
+	n, iov, err := writeNonBlocking(st.fd, frames, st.shard.iov)
+	st.shard.iov = iov
 	if err != nil {
 		return err
 	}
@@ -191,9 +191,13 @@ func (st *stream) watch() {
 }
 
 // close ends the stream: the connection is closed and the subscription ends. It may be
-// called more than once, from any goroutine.
+// called more than once, from any goroutine but one holding st.mu. It waits for a shared
+// writer's write in progress, so that the socket is never written after it is closed.
 func (st *stream) close() {
-	if st.state.Swap(stateClosed) == stateClosed {
+	st.mu.Lock()
+	was := st.state.Swap(stateClosed)
+	st.mu.Unlock()
+	if was == stateClosed {
 		return
 	}
 	st.cancel()

@@ -80,6 +80,7 @@ type shard struct {
 	// Owned by the writer's passes.
 	seen   uint64  // the log head at the last pass; streams in the fast state had read up to it
 	frames []frame // the log frames of the current pass
+	iov    []iovec // scratch for writev
 }
 
 // kick queues the shard for a pass unless one is already queued.
