@@ -204,6 +204,7 @@ func (st *stream) close() {
 	_ = st.conn.Close()
 	st.sub.Close()
 	if st.shard != nil {
+		st.shard.dirty.Store(true)
 		st.shard.kick() // the pass drops the stream
 	}
 }

@@ -367,3 +367,58 @@ func (c *connClient) ended() <-chan struct{} {
 	}()
 	return done
 }
+
+// opaqueConn hides the socket beneath a connection, as TLS does: the hub cannot write it
+// without blocking and serves it from a goroutine of its own.
+type opaqueConn struct{ net.Conn }
+
+// TestServeConnWithoutSocket serves connections that are not plain sockets: every client
+// receives every change in order.
+func TestServeConnWithoutSocket(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, Config{})
+	src := newDocSource()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	docs := make([]string, 21)
+	for i := range docs {
+		docs[i] = doc(i)
+	}
+	ids := versions(t, docs)
+	clients := make([]*connClient, 20)
+	for i := range clients {
+		cc, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cc.Close() })
+		sc, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub, err := h.Subscribe("k", func() Source { return src }, "", JSONPatch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sc.Write([]byte(testHead)); err != nil {
+			t.Fatal(err)
+		}
+		conn := opaqueConn{sc}
+		if socketFD(conn) != -1 {
+			t.Fatal("the wrapped connection shows its socket")
+		}
+		sub.Serve(context.Background(), conn)
+		clients[i] = &connClient{conn: cc, more: make(chan struct{}), apply: true}
+		go clients[i].run()
+	}
+	for _, d := range docs {
+		src.send(t, d)
+	}
+	for i, c := range clients {
+		c.waitID(t, ids[len(ids)-1], 10*time.Second)
+		checkEvents(t, i, c, ids, docs[len(docs)-1])
+	}
+}

@@ -72,6 +72,7 @@ type shard struct {
 	t      *Topic
 	w      *writer
 	queued atomic.Bool
+	dirty  atomic.Bool  // a stream ended since the last compaction
 	n      atomic.Int32 // streams registered
 
 	mu      sync.Mutex
@@ -100,7 +101,9 @@ func (sh *shard) add(st *stream) {
 	sh.n.Add(1)
 	if sh.t.isStopped() {
 		st.close()
-		return
+	}
+	if st.state.Load() == stateClosed {
+		sh.dirty.Store(true) // it ended before it was added
 	}
 	sh.kick()
 }
@@ -122,8 +125,11 @@ func (sh *shard) pass() {
 	sh.compact()
 }
 
-// compact drops the ended streams.
+// compact drops the ended streams, if any ended.
 func (sh *shard) compact() {
+	if !sh.dirty.Swap(false) {
+		return
+	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	before := len(sh.streams)
