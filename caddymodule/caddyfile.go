@@ -48,6 +48,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		select    <json-pointer>
 //		ignore    <json-pointer...>
 //		array_key <json-pointer> <member>
+//		max_subscribers <n>
+//		max_connection_lifetime <duration>
+//		name      <label>
 //	}
 //
 // header_up, ignore and array_key may repeat.
@@ -69,40 +72,36 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 }
 
 func (h *Handler) unmarshalSubdirective(d *caddyfile.Dispenser) error {
-	switch name := d.Val(); name {
-	case "interval":
-		return parseDuration(d, &h.Interval)
-	case "timeout":
-		return parseDuration(d, &h.Timeout)
-	case "heartbeat":
-		return parseDuration(d, &h.Heartbeat)
-	case "retry":
-		return parseDuration(d, &h.Retry)
-	case "linger":
-		return parseDuration(d, &h.Linger)
-	case "history":
-		return parsePositiveInt(d, &h.History)
-	case "header_up":
-		return h.parseHeaderUp(d)
-	case "method":
-		return parseMethod(d, &h.Method)
-	case "body":
-		return parseString(d, &h.Body)
-	case "poke":
-		return parseString(d, &h.Poke)
-	case "forward":
-		return parseFields(d, &h.Forward)
-	case "max_body":
-		return parseSize(d, &h.MaxBody)
-	case "max_upstreams":
-		return parsePositiveInt(d, &h.MaxUpstreams)
-	case "format":
-		return parseFormat(d, &h.Format)
-	case "select", "ignore", "array_key":
-		return h.parseShape(d)
-	default:
+	name := d.Val()
+	parse, ok := subdirectives[name]
+	if !ok {
 		return d.Errf("unknown subdirective %q", name)
 	}
+	return parse(h, d)
+}
+
+// subdirectives parses each subdirective of poll_sse into the handler.
+var subdirectives = map[string]func(*Handler, *caddyfile.Dispenser) error{
+	"interval":                func(h *Handler, d *caddyfile.Dispenser) error { return parseDuration(d, &h.Interval) },
+	"timeout":                 func(h *Handler, d *caddyfile.Dispenser) error { return parseDuration(d, &h.Timeout) },
+	"heartbeat":               func(h *Handler, d *caddyfile.Dispenser) error { return parseDuration(d, &h.Heartbeat) },
+	"retry":                   func(h *Handler, d *caddyfile.Dispenser) error { return parseDuration(d, &h.Retry) },
+	"linger":                  func(h *Handler, d *caddyfile.Dispenser) error { return parseDuration(d, &h.Linger) },
+	"max_connection_lifetime": func(h *Handler, d *caddyfile.Dispenser) error { return parseDuration(d, &h.MaxConnectionLifetime) },
+	"history":                 func(h *Handler, d *caddyfile.Dispenser) error { return parsePositiveInt(d, &h.History) },
+	"max_upstreams":           func(h *Handler, d *caddyfile.Dispenser) error { return parsePositiveInt(d, &h.MaxUpstreams) },
+	"max_subscribers":         func(h *Handler, d *caddyfile.Dispenser) error { return parsePositiveInt(d, &h.MaxSubscribers) },
+	"header_up":               (*Handler).parseHeaderUp,
+	"method":                  func(h *Handler, d *caddyfile.Dispenser) error { return parseMethod(d, &h.Method) },
+	"body":                    func(h *Handler, d *caddyfile.Dispenser) error { return parseString(d, &h.Body) },
+	"poke":                    func(h *Handler, d *caddyfile.Dispenser) error { return parseString(d, &h.Poke) },
+	"name":                    func(h *Handler, d *caddyfile.Dispenser) error { return parseString(d, &h.Name) },
+	"forward":                 func(h *Handler, d *caddyfile.Dispenser) error { return parseFields(d, &h.Forward) },
+	"max_body":                func(h *Handler, d *caddyfile.Dispenser) error { return parseSize(d, &h.MaxBody) },
+	"format":                  func(h *Handler, d *caddyfile.Dispenser) error { return parseFormat(d, &h.Format) },
+	"select":                  (*Handler).parseShape,
+	"ignore":                  (*Handler).parseShape,
+	"array_key":               (*Handler).parseShape,
 }
 
 // oneArg returns the single argument of the current subdirective.

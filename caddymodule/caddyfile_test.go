@@ -62,6 +62,9 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"select after ignore", "poll_sse http://127.0.0.1/x {\n\tignore /meta/ts\n\tselect /data\n}", `ignore "/meta/ts" lies outside select "/data"`, "at Caddyfile:4"},
 		{"ignore without pointer", "poll_sse http://127.0.0.1/x {\n\tignore\n}", "wrong argument count", "at Caddyfile:3"},
 		{"array_key without member", "poll_sse http://127.0.0.1/x {\n\tarray_key /items\n}", "array_key: want <json-pointer> <member>, got 1 argument(s)", "at Caddyfile:3"},
+		{"zero max_subscribers", "poll_sse http://127.0.0.1/x {\n\tmax_subscribers 0\n}", `max_subscribers: "0" is not a positive whole number`, "at Caddyfile:3"},
+		{"bad lifetime", "poll_sse http://127.0.0.1/x {\n\tmax_connection_lifetime forever\n}", "max_connection_lifetime:", "at Caddyfile:3"},
+		{"name without label", "poll_sse http://127.0.0.1/x {\n\tname\n}", "wrong argument count", "at Caddyfile:3"},
 		{"array_key outside select", "poll_sse http://127.0.0.1/x {\n\tselect /data\n\tarray_key /items id\n}", `array_key "/items" lies outside select "/data"`, "at Caddyfile:4"},
 	}
 	adapter := caddyconfig.GetAdapter("caddyfile")

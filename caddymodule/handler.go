@@ -74,6 +74,16 @@ type Handler struct {
 	// ArrayKeys name arrays whose elements are matched by a member, such as "id", rather
 	// than by position, so that an insert, a removal or a move is one patch operation.
 	ArrayKeys []ArrayKey `json:"array_key,omitempty"`
+	// MaxSubscribers caps the streams open on this route; beyond it new clients get 503
+	// with Retry-After. Default: no cap.
+	MaxSubscribers int `json:"max_subscribers,omitempty"`
+	// MaxConnectionLifetime closes each stream after a random time between 90% and 100%
+	// of it; clients reconnect and resume, so load spreads again after scaling out.
+	// Default: streams live until the client leaves.
+	MaxConnectionLifetime caddy.Duration `json:"max_connection_lifetime,omitempty"`
+	// Name labels the route in metrics, logs and the admin API. Default: the upstream's
+	// scheme and host.
+	Name string `json:"name,omitempty"`
 
 	upstream upstreamTemplate
 	poll     poller.Config // each poll loop gets its own poller.Poller from it
@@ -81,6 +91,7 @@ type Handler struct {
 	shape    diff.Options  // each poll loop gets its own diff.Tracker from it
 	hub      *hub.Hub
 	hubKey   string
+	metrics  *routeMetrics
 	logger   *zap.Logger
 
 	// streams ends every open stream when canceled: on Cleanup, or when a server this
@@ -116,7 +127,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionShape(); err != nil {
 		return err
 	}
-	if err := h.provisionHub(); err != nil {
+	if err := h.provisionHub(ctx); err != nil {
 		return err
 	}
 	h.streams, h.endStreams = context.WithCancel(context.Background())
@@ -161,12 +172,12 @@ func (h *Handler) Validate() error {
 	if _, err := parseUpstream(h.Upstream); err != nil {
 		return err
 	}
-	if h.MaxBody < 0 || h.MaxUpstreams < 0 {
-		return fmt.Errorf("max_body and max_upstreams must not be negative")
+	if h.MaxBody < 0 || h.MaxUpstreams < 0 || h.MaxSubscribers < 0 {
+		return fmt.Errorf("max_body, max_upstreams and max_subscribers must not be negative")
 	}
 	for name, d := range map[string]caddy.Duration{
 		"interval": h.Interval, "timeout": h.Timeout, "heartbeat": h.Heartbeat,
-		"retry": h.Retry, "linger": h.Linger,
+		"retry": h.Retry, "linger": h.Linger, "max_connection_lifetime": h.MaxConnectionLifetime,
 	} {
 		if d < 0 {
 			return fmt.Errorf("%s must not be negative", name)

@@ -5,9 +5,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
 
 	"github.com/pollsse/caddy-poll-sse/hub"
 )
@@ -17,34 +20,93 @@ import (
 // with its poll loops, versions and history; the hub stops when no config uses it.
 var hubs = caddy.NewUsagePool()
 
-// pooledHub makes a hub a caddy.Destructor.
-type pooledHub struct{ *hub.Hub }
+// pooledHub is a route's hub in the pool, with what the admin API tells of it.
+type pooledHub struct {
+	*hub.Hub
+	route   string
+	forward []string
+	metrics *routeMetrics
+}
 
 func (p pooledHub) Destruct() error {
 	p.Close()
 	return nil
 }
 
-func (h *Handler) provisionHub() error {
+func (h *Handler) provisionHub(ctx caddy.Context) error {
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
 	key, err := h.settingsKey()
 	if err != nil {
 		return err
 	}
+	route := h.routeName()
 	val, _, err := hubs.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return pooledHub{hub.New(hub.Config{
+		m := newRouteMetrics(route)
+		return pooledHub{Hub: hub.New(hub.Config{
 			History:   h.History,
 			Heartbeat: time.Duration(h.Heartbeat),
 			Retry:     time.Duration(h.Retry),
 			Linger:    time.Duration(h.Linger),
 			MaxTopics: h.MaxUpstreams,
 			Logger:    h.logger,
-		})}, nil
+			Describe:  func(key string) []zap.Field { return describeLoop(route, key) },
+			Observer:  m,
+		}), route: route, forward: h.Forward, metrics: m}, nil
 	})
 	if err != nil {
 		return err
 	}
-	h.hub, h.hubKey = val.(pooledHub).Hub, key
+	p := val.(pooledHub)
+	h.hub, h.hubKey, h.metrics = p.Hub, key, p.metrics
+	h.hub.SetMaxSubscribers(h.MaxSubscribers)
+	h.hub.SetMaxLifetime(time.Duration(h.MaxConnectionLifetime))
 	return nil
+}
+
+// routeName returns the route's label: its name, or the upstream's scheme and host.
+func (h *Handler) routeName() string {
+	if h.Name != "" {
+		return h.Name
+	}
+	u, err := url.Parse(h.Upstream)
+	if err != nil {
+		return "poll_sse"
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// describeLoop returns the log fields of the loop with key: the route and the upstream
+// with its credentials redacted. The digest of forwarded values is left out.
+func describeLoop(route, key string) []zap.Field {
+	return []zap.Field{zap.String("route", route), zap.String("upstream", redactURL(loopURL(key)))}
+}
+
+// loopURL returns the upstream URL of a loop key (see loop.key).
+func loopURL(key string) string {
+	u, _, _ := strings.Cut(key, " ")
+	return u
+}
+
+// redactURL hides the credentials a URL may carry: the userinfo password and every query
+// value.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable upstream URL)"
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	q := u.Query()
+	for k := range q {
+		q[k] = []string{"REDACTED"}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // settingsKey identifies a hub by everything that shapes its loops and streams. It is a
@@ -64,8 +126,9 @@ func (h *Handler) settingsKey() (string, error) {
 		Select                   string
 		Ignore                   []string
 		ArrayKeys                []ArrayKey
+		Name                     string
 	}{h.Upstream, h.Interval, h.Timeout, h.HeaderUp, h.History, h.Heartbeat, h.Retry, h.Linger,
-		h.Method, h.Body, h.Forward, h.MaxBody, h.MaxUpstreams, h.Select, h.Ignore, h.ArrayKeys})
+		h.Method, h.Body, h.Forward, h.MaxBody, h.MaxUpstreams, h.Select, h.Ignore, h.ArrayKeys, h.Name})
 	if err != nil {
 		return "", fmt.Errorf("hashing settings: %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -28,8 +30,8 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, lp loop) e
 	}
 	lastID, _ := sse.ParseLastEventID(lastEventID(r))
 	sub, err := h.hub.Subscribe(lp.key, lp.newSource, lastID, format)
-	if errors.Is(err, hub.ErrTooManyTopics) {
-		return tooManyLoops(w, err)
+	if errors.Is(err, hub.ErrTooManyTopics) || errors.Is(err, hub.ErrTooManySubscribers) {
+		return h.overCapacity(w, err)
 	}
 	if err != nil {
 		return caddyhttp.Error(http.StatusServiceUnavailable, err)
@@ -41,7 +43,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, lp loop) e
 			sub.Close()
 		}
 	}()
-	ctx, cancel := context.WithCancel(r.Context())
+	ctx, cancel := h.streamContext(r)
 	defer cancel()
 	defer context.AfterFunc(h.streams, cancel)()
 
@@ -60,9 +62,13 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, lp loop) e
 			return nil
 		}
 		if err := h.write(w, rc, frames); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				h.metrics.Slow(hub.SlowDisconnect)
+			}
 			h.logger.Debug("writing to client", zap.String("remote", r.RemoteAddr), zap.Error(err))
 			return nil
 		}
+		h.metrics.Sent(len(frames), frameBytes(frames))
 		if handOver && w.Header().Get("Content-Encoding") == "" {
 			if conn := takeOver(w); conn != nil {
 				streamed = true
@@ -104,6 +110,34 @@ func takeOver(w http.ResponseWriter) net.Conn {
 		return nil
 	}
 	return conn
+}
+
+func frameBytes(frames [][]byte) int {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	return n
+}
+
+// streamContext returns the context of a stream written through the ResponseWriter: it
+// ends with the request, or when the route's max_connection_lifetime is up.
+func (h *Handler) streamContext(r *http.Request) (context.Context, context.CancelFunc) {
+	if d := h.hub.Lifetime(); d > 0 {
+		return context.WithTimeout(r.Context(), d)
+	}
+	return context.WithCancel(r.Context())
+}
+
+// overCapacity answers 503 to a client beyond max_subscribers or the cap on poll loops,
+// telling it to retry after the route's retry delay.
+func (h *Handler) overCapacity(w http.ResponseWriter, err error) error {
+	retry := time.Duration(h.Retry)
+	if retry <= 0 {
+		retry = hub.DefaultRetry
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(max(retry.Round(time.Second), time.Second)/time.Second)))
+	return caddyhttp.Error(http.StatusServiceUnavailable, err)
 }
 
 func setStreamHeaders(hdr http.Header) {

@@ -16,6 +16,9 @@ var (
 	nameUpstream = sse.MustName("upstream")
 )
 
+// snapshotPrefix starts every snapshot frame.
+var snapshotPrefix = []byte("event: snapshot\n")
+
 // heartbeat is the comment frame sent on idle streams.
 var heartbeat, _ = sse.AppendComment(nil, "")
 

@@ -13,7 +13,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -53,7 +55,23 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives loop and upstream state changes; nil means no logs.
 	Logger *zap.Logger
+	// Describe turns a topic key into the fields logged for it, leaving out what must not
+	// be logged, such as credentials in a URL; nil logs the key as it is.
+	Describe func(key string) []zap.Field
+	// Observer is told what the hub does, for metrics; nil means nobody is.
+	Observer Observer
 }
+
+// MaxLoops caps the poll loops running at once in the process, over all hubs. A client
+// that would start one more gets ErrTooManyTopics.
+const MaxLoops = 10_000
+
+// ErrTooManySubscribers is returned by Subscribe when the hub has as many subscribers as
+// SetMaxSubscribers allows.
+var ErrTooManySubscribers = errors.New("too many subscribers")
+
+// liveLoops counts the poll loops running in the process.
+var liveLoops atomic.Int64
 
 // Source produces a topic's documents. Run blocks until ctx ends, publishing through t.
 type Source interface {
@@ -70,6 +88,10 @@ type Hub struct {
 	topics map[string]*Topic
 	closed bool
 	wg     sync.WaitGroup // running sources
+
+	subs     atomic.Int64 // subscribers, over all topics
+	maxSubs  atomic.Int64 // 0: no cap
+	lifetime atomic.Int64 // a stream's longest life, in nanoseconds; 0: none
 
 	quit        chan struct{}  // closed by Close: stops the writers and the heartbeats
 	bg          sync.WaitGroup // writers and heartbeats
@@ -101,6 +123,12 @@ func New(cfg Config) *Hub {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
+	if cfg.Describe == nil {
+		cfg.Describe = func(key string) []zap.Field { return []zap.Field{zap.String("key", key)} }
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
 	return &Hub{
 		cfg:      cfg,
 		retry:    retryFrame(cfg.Retry),
@@ -123,9 +151,12 @@ func (h *Hub) Subscribe(key string, newSource func() Source, lastEventID string,
 	if h.closed {
 		return nil, ErrClosed
 	}
+	if limit := h.maxSubs.Load(); limit > 0 && h.subs.Load() >= limit {
+		return nil, ErrTooManySubscribers
+	}
 	t, ok := h.topics[key]
 	if !ok {
-		if h.cfg.MaxTopics > 0 && len(h.topics) >= h.cfg.MaxTopics {
+		if h.cfg.MaxTopics > 0 && len(h.topics) >= h.cfg.MaxTopics || liveLoops.Load() >= MaxLoops {
 			return nil, ErrTooManyTopics
 		}
 		t = newTopic(h, key)
@@ -133,19 +164,43 @@ func (h *Hub) Subscribe(key string, newSource func() Source, lastEventID string,
 		h.beatsOnce.Do(func() { h.bg.Go(h.beats) })
 		h.start(t, newSource())
 	}
+	h.subs.Add(1)
+	h.cfg.Observer.Subscribers(1)
 	return t.subscribe(lastEventID, format), nil
 }
+
+// SetMaxSubscribers caps the subscribers of the hub, over all its topics; 0 removes the
+// cap. Beyond it Subscribe returns ErrTooManySubscribers.
+func (h *Hub) SetMaxSubscribers(n int) { h.maxSubs.Store(int64(max(n, 0))) }
+
+// SetMaxLifetime makes streams served with Serve end after a random time between 90 %
+// and 100 % of d, so that clients reconnect and load spreads again; 0 lets them live.
+func (h *Hub) SetMaxLifetime(d time.Duration) { h.lifetime.Store(int64(max(d, 0))) }
+
+// Lifetime returns how long a stream opened now may live, with its jitter; 0 for ever.
+func (h *Hub) Lifetime() time.Duration {
+	d := time.Duration(h.lifetime.Load())
+	if d <= 0 {
+		return 0
+	}
+	return d - rand.N(d/10+1)
+}
+
+// Subscribers returns the subscribers of the hub.
+func (h *Hub) Subscribers() int { return int(h.subs.Load()) }
 
 func (h *Hub) start(t *Topic, src Source) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.cancel, t.source = cancel, src
-	h.cfg.Logger.Info("starting poll loop", zap.String("key", t.key))
+	h.cfg.Logger.Info("starting poll loop", h.cfg.Describe(t.key)...)
+	liveLoops.Add(1)
+	h.cfg.Observer.Loops(1)
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
 		defer func() {
 			if r := recover(); r != nil {
-				h.cfg.Logger.Error("poll loop panicked", zap.String("key", t.key), zap.Any("panic", r))
+				h.cfg.Logger.Error("poll loop panicked", append(h.cfg.Describe(t.key), zap.Any("panic", r))...)
 				h.remove(t)
 			}
 		}()
@@ -173,7 +228,7 @@ func (h *Hub) expire(t *Topic) {
 	}
 	h.mu.Unlock()
 	if idle {
-		h.cfg.Logger.Info("stopping poll loop", zap.String("key", t.key))
+		h.cfg.Logger.Info("stopping poll loop", h.cfg.Describe(t.key)...)
 		t.stop()
 	}
 }
@@ -243,4 +298,30 @@ func (h *Hub) running() []*Topic {
 		topics = append(topics, t)
 	}
 	return topics
+}
+
+// LoopStatus describes one running topic, for operators.
+type LoopStatus struct {
+	// Key is the topic's key.
+	Key string
+	// Subscribers counts its subscribers.
+	Subscribers int
+	// Version is the current version id; "" before the first document.
+	Version string
+	// History counts the versions kept for resume.
+	History int
+	// Upstream is the upstream status clients were last told.
+	Upstream Status
+	// Source is the topic's source, such as a *PollSource.
+	Source Source
+}
+
+// Loops describes the running topics.
+func (h *Hub) Loops() []LoopStatus {
+	topics := h.running()
+	out := make([]LoopStatus, 0, len(topics))
+	for _, t := range topics {
+		out = append(out, t.describe())
+	}
+	return out
 }

@@ -3,6 +3,8 @@ package hub
 import (
 	"context"
 	"errors"
+	"sync"
+	"time"
 
 	"github.com/pollsse/caddy-poll-sse/diff"
 	"github.com/pollsse/caddy-poll-sse/poller"
@@ -17,6 +19,23 @@ type PollSource struct {
 	poller  *poller.Poller
 	tracker *diff.Tracker
 	bad     bool // the last body received was not JSON, or select did not resolve in it
+
+	mu   sync.Mutex
+	last PollStatus
+}
+
+// PollStatus describes a poll loop for operators.
+type PollStatus struct {
+	// LastPoll is when the last poll ended; zero before the first.
+	LastPoll time.Time
+	// LastResult is PollChanged, PollUnchanged, PollNotModified or PollError.
+	LastResult string
+	// LastError is why the last poll failed, as clients are told; "" when it did not.
+	LastError string
+	// Failures counts the polls failed in a row.
+	Failures int
+	// NextPoll is when the next poll is due; zero when not known.
+	NextPoll time.Time
 }
 
 // NewPollSource returns a source polling with p and following the documents with tr.
@@ -28,31 +47,51 @@ func NewPollSource(p *poller.Poller, tr *diff.Tracker) *PollSource {
 // Poke makes the poll loop poll now; see poller.Poller.Poke.
 func (s *PollSource) Poke() { s.poller.Poke() }
 
-// Run implements Source.
-func (s *PollSource) Run(ctx context.Context, t *Topic) {
-	s.poller.Run(ctx, func(r poller.Result) { s.handle(t, r) })
+// Status returns the state of the poll loop.
+func (s *PollSource) Status() PollStatus {
+	s.mu.Lock()
+	st := s.last
+	s.mu.Unlock()
+	st.Failures, st.NextPoll = s.poller.Backoff()
+	return st
 }
 
-func (s *PollSource) handle(t *Topic, r poller.Result) {
+// Run implements Source.
+func (s *PollSource) Run(ctx context.Context, t *Topic) {
+	s.poller.Run(ctx, func(r poller.Result) {
+		result, reason := s.handle(t, r)
+		t.hub.cfg.Observer.Poll(result, r.Duration)
+		s.mu.Lock()
+		s.last = PollStatus{LastPoll: time.Now(), LastResult: result, LastError: reason}
+		s.mu.Unlock()
+	})
+}
+
+// handle passes one poll's result to t, and returns what it was and, for a failure, why.
+func (s *PollSource) handle(t *Topic, r poller.Result) (result, reason string) {
 	switch {
 	case r.Err != nil:
 		t.Fail(r.Status, r.Err.Error())
-		return
+		return PollError, r.Err.Error()
 	case r.NotModified && s.bad:
-		return // still the body that was not JSON: the failure stands
+		return PollNotModified, "" // still the body that was not JSON: the failure stands
 	case r.NotModified:
 		t.Recover()
-		return
+		return PollNotModified, ""
 	}
+	start := time.Now()
 	ch, changed, err := s.tracker.Update(r.Body)
 	if s.bad = err != nil; s.bad {
 		t.Fail(r.Status, failReason(err))
-		return
+		return PollError, failReason(err)
 	}
 	t.Recover()
-	if changed {
-		t.Publish(ch)
+	if !changed {
+		return PollUnchanged, ""
 	}
+	t.hub.cfg.Observer.Diff(time.Since(start))
+	t.Publish(ch)
+	return PollChanged, ""
 }
 
 // failReason is what clients are told of a body the tracker refused. A select pointer

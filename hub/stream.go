@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,9 +45,14 @@ const (
 func (s *Subscription) Serve(ctx context.Context, conn net.Conn) {
 	h := s.t.hub
 	st := &stream{sub: s, conn: conn, fd: socketFD(conn), timeout: h.cfg.WriteTimeout}
-	st.ctx, st.cancel = context.WithCancel(ctx)
+	if d := h.Lifetime(); d > 0 {
+		st.ctx, st.cancel = context.WithTimeout(ctx, d)
+	} else {
+		st.ctx, st.cancel = context.WithCancel(ctx)
+	}
 	context.AfterFunc(st.ctx, st.close)
 	st.out = append(st.out, s.pending...)
+	h.cfg.Observer.Sent(len(s.pending), size(s.pending))
 	s.pending = nil
 	if st.fd >= 0 {
 		st.shard = s.t.shardFor()
@@ -63,22 +69,33 @@ func (s *Subscription) Serve(ctx context.Context, conn net.Conn) {
 	}
 }
 
-// deliver writes the frames of v that st has not read, without blocking. Run by a shared
-// writer.
-func (st *stream) deliver(v *view) {
+// deliver writes the frames of v that st has not read, without blocking, and returns how
+// many it sent and their bytes. Run by a shared writer.
+func (st *stream) deliver(v *view) (events, bytes int) {
 	st.mu.Lock()
 	if st.state.Load() != stateFast {
 		st.mu.Unlock()
-		return
+		return 0, 0
 	}
 	frames, err := st.sub.framesIn(v)
 	if err == nil && len(frames) > 0 {
 		err = st.writeNow(frames)
+		events, bytes = len(frames), size(frames)
 	}
 	st.mu.Unlock()
 	if err != nil {
 		st.close()
 	}
+	return events, bytes
+}
+
+// size returns the bytes of frames.
+func size(frames [][]byte) int {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	return n
 }
 
 // writeNow writes frames as far as the socket takes them. What it does not take is kept,
@@ -99,6 +116,7 @@ func (st *stream) writeNow(frames [][]byte) error {
 	st.out = append(st.out[:0], frames[0][n:])
 	st.out = append(st.out, frames[1:]...)
 	if st.state.CompareAndSwap(stateFast, stateDraining) {
+		st.sub.t.hub.cfg.Observer.Slow(SlowDrain)
 		go st.drain()
 	}
 	return nil
@@ -134,6 +152,9 @@ func (st *stream) flush() error {
 	}
 	out := st.out
 	if _, err := out.WriteTo(st.conn); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			st.sub.t.hub.cfg.Observer.Slow(SlowDisconnect)
+		}
 		return err
 	}
 	clear(st.out)
@@ -159,6 +180,7 @@ func (st *stream) catchUp() (done bool, err error) {
 	t.mu.RUnlock()
 	frames, _, err := t.since(st.sub)
 	st.out = append(st.out, frames...)
+	t.hub.cfg.Observer.Sent(len(frames), size(frames))
 	return false, err
 }
 
@@ -170,6 +192,9 @@ func (st *stream) serveBlocking() {
 		if err == nil {
 			st.out = append(st.out, frames...)
 			err = st.flush()
+		}
+		if err == nil {
+			st.sub.t.hub.cfg.Observer.Sent(len(frames), size(frames))
 		}
 		if err != nil {
 			st.close()

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"time"
 )
@@ -30,8 +31,12 @@ func (t *Topic) subscribe(lastID string, f Format) *Subscription {
 	}
 	s := &Subscription{t: t, format: f, next: t.head, version: lastID, ok: true}
 	s.pending = append(s.pending, t.hub.retry)
-	if fr := t.resume(lastID, f); fr != nil {
+	fr := t.resume(lastID, f)
+	if fr != nil {
 		s.pending = append(s.pending, fr)
+	}
+	if lastID != "" {
+		t.hub.cfg.Observer.Resume(t.resumeKind(lastID, fr))
 	}
 	if t.cur != nil {
 		s.version = t.cur.ID
@@ -124,8 +129,22 @@ func (s *Subscription) framesIn(v *view) ([][]byte, error) {
 	return frames, nil
 }
 
+// resumeKind names what a client holding version id got on subscribing: fr, the frame
+// resume returned. t.mu is held.
+func (t *Topic) resumeKind(id string, fr []byte) string {
+	switch {
+	case t.cur != nil && id == t.cur.ID:
+		return ResumeNone
+	case fr == nil || bytes.HasPrefix(fr, snapshotPrefix):
+		return ResumeSnapshot // with no version yet, the first one comes as a snapshot
+	default:
+		return ResumePatch
+	}
+}
+
 // catchUpFrames moves s to the head of the log. t.mu is held.
 func (t *Topic) catchUpFrames(s *Subscription) [][]byte {
+	t.hub.cfg.Observer.Slow(SlowCatchUp)
 	var frames [][]byte
 	if f := t.resume(s.version, s.format); f != nil {
 		frames = append(frames, f)
@@ -153,6 +172,8 @@ func (s *Subscription) Close() {
 		return
 	}
 	s.closed = true
+	t.hub.subs.Add(-1)
+	t.hub.cfg.Observer.Subscribers(-1)
 	t.subs--
 	t.subsOf[s.format]--
 	if t.subs == 0 && !t.stopped {

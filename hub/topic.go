@@ -177,7 +177,7 @@ func (t *Topic) Fail(code int, reason string) {
 	t.status = Status{Code: code, Reason: reason, Since: since}
 	t.stFrame = statusFrame(t.status)
 	t.append(sharedFrame(t.stFrame, healthDown))
-	t.hub.cfg.Logger.Warn("upstream failing", zap.String("key", t.key), zap.Int("status", code), zap.String("reason", reason))
+	t.hub.cfg.Logger.Warn("upstream failing", append(t.hub.cfg.Describe(t.key), zap.Int("status", code), zap.String("reason", reason))...)
 }
 
 // Recover records a successful poll; clients hear of it when the upstream was failing.
@@ -190,7 +190,7 @@ func (t *Topic) Recover() {
 	t.status = Status{OK: true}
 	t.stFrame = statusFrame(t.status)
 	t.append(sharedFrame(t.stFrame, healthOK))
-	t.hub.cfg.Logger.Info("upstream recovered", zap.String("key", t.key))
+	t.hub.cfg.Logger.Info("upstream recovered", t.hub.cfg.Describe(t.key)...)
 }
 
 // current returns the current version, or nil before the first document.
@@ -271,7 +271,7 @@ func (t *Topic) catchUpFrame(joined []byte, f Format) []byte {
 	if f == MergePatch {
 		merge, ok, err := diff.MergeFromPatch(joined, t.cur)
 		if err != nil {
-			t.hub.cfg.Logger.Error("building merge patch", zap.String("key", t.key), zap.Error(err))
+			t.hub.cfg.Logger.Error("building merge patch", append(t.hub.cfg.Describe(t.key), zap.Error(err))...)
 		}
 		if err != nil || !ok {
 			return t.snapshot()
@@ -312,8 +312,21 @@ func (t *Topic) stop() {
 	}
 	t.stopped = true
 	t.cancel()
+	liveLoops.Add(-1)
+	t.hub.cfg.Observer.Loops(-1)
 	if t.linger != nil {
 		t.linger.Stop()
 	}
 	close(t.wake)
+}
+
+// describe describes the topic for operators.
+func (t *Topic) describe() LoopStatus {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	ls := LoopStatus{Key: t.key, Subscribers: t.subs, History: t.hist.n, Upstream: t.status, Source: t.source}
+	if t.cur != nil {
+		ls.Version = t.cur.ID
+	}
+	return ls
 }

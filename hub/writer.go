@@ -117,8 +117,13 @@ func (sh *shard) pass() {
 	sh.mu.Lock()
 	list := sh.streams
 	sh.mu.Unlock()
+	var events, bytes int
 	for _, st := range list {
-		st.deliver(&v)
+		e, b := st.deliver(&v)
+		events, bytes = events+e, bytes+b
+	}
+	if events > 0 {
+		sh.t.hub.cfg.Observer.Sent(events, bytes)
 	}
 	clear(v.frames) // the frames' data may be large: keep no reference past the pass
 	sh.frames = v.frames

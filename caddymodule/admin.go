@@ -1,0 +1,111 @@
+package caddymodule
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/pollsse/caddy-poll-sse/hub"
+)
+
+func init() {
+	caddy.RegisterModule(AdminLoops{})
+}
+
+// AdminLoops is the admin API route GET /poll_sse/loops, which describes every live poll
+// loop: its route, upstream (credentials redacted), subscribers, last poll, version,
+// history and backoff.
+type AdminLoops struct{}
+
+// CaddyModule returns the Caddy module information.
+func (AdminLoops) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "admin.api.poll_sse",
+		New: func() caddy.Module { return new(AdminLoops) },
+	}
+}
+
+// Routes returns the admin routes.
+func (AdminLoops) Routes() []caddy.AdminRoute {
+	return []caddy.AdminRoute{{Pattern: "/poll_sse/loops", Handler: caddy.AdminHandlerFunc(serveLoops)}}
+}
+
+// loopInfo is one loop as the admin route shows it.
+type loopInfo struct {
+	Route       string     `json:"route"`
+	Upstream    string     `json:"upstream"`
+	Forward     []string   `json:"forward"`
+	Subscribers int        `json:"subscribers"`
+	LastPoll    *time.Time `json:"last_poll,omitempty"`
+	LastResult  string     `json:"last_result,omitempty"`
+	LastError   string     `json:"last_error,omitempty"`
+	Version     string     `json:"version,omitempty"`
+	History     int        `json:"history"`
+	Failures    int        `json:"failures"`
+	NextPoll    *time.Time `json:"next_poll,omitempty"`
+	UpstreamOK  bool       `json:"upstream_ok"`
+}
+
+func serveLoops(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet {
+		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
+	}
+	loops := liveLoops()
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(struct {
+		Loops []loopInfo `json:"loops"`
+	}{loops})
+}
+
+// liveLoops describes the loops of every hub in the pool, sorted by route and upstream.
+func liveLoops() []loopInfo {
+	loops := []loopInfo{}
+	hubs.Range(func(_, v any) bool {
+		p, ok := v.(pooledHub)
+		if !ok {
+			return true
+		}
+		for _, ls := range p.Loops() {
+			loops = append(loops, p.describe(ls))
+		}
+		return true
+	})
+	slices.SortFunc(loops, func(a, b loopInfo) int {
+		return cmp.Or(cmp.Compare(a.Route, b.Route), cmp.Compare(a.Upstream, b.Upstream))
+	})
+	return loops
+}
+
+func (p pooledHub) describe(ls hub.LoopStatus) loopInfo {
+	li := loopInfo{
+		Route:       p.route,
+		Upstream:    redactURL(loopURL(ls.Key)),
+		Forward:     append([]string{}, p.forward...),
+		Subscribers: ls.Subscribers,
+		Version:     ls.Version,
+		History:     ls.History,
+		UpstreamOK:  ls.Upstream.OK,
+	}
+	if src, ok := ls.Source.(interface{ Status() hub.PollStatus }); ok {
+		st := src.Status()
+		li.LastResult, li.LastError, li.Failures = st.LastResult, st.LastError, st.Failures
+		li.LastPoll, li.NextPoll = timeOrNil(st.LastPoll), timeOrNil(st.NextPoll)
+	}
+	return li
+}
+
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+// Interface guard
+var _ caddy.AdminRouter = AdminLoops{}

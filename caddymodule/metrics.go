@@ -1,0 +1,123 @@
+package caddymodule
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pollsse/caddy-poll-sse/hub"
+)
+
+// metrics are the poll_sse series. They are created once per process and registered in
+// the registry of every config that uses poll_sse, so that they keep counting across
+// reloads. Their only label is the route's name, which the config sets: never a client
+// or an expanded URL.
+var metrics = struct {
+	once        sync.Once
+	subscribers *prometheus.GaugeVec
+	loops       *prometheus.GaugeVec
+	polls       *prometheus.CounterVec
+	upstream    *prometheus.HistogramVec
+	diff        *prometheus.HistogramVec
+	events      *prometheus.CounterVec
+	bytes       *prometheus.CounterVec
+	slow        *prometheus.CounterVec
+	resumes     *prometheus.CounterVec
+}{}
+
+func initMetrics() {
+	const ns, sub = "caddy", "poll_sse"
+	route := []string{"route"}
+	gauge := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help}, route)
+	}
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help}, append(route, labels...))
+	}
+	histogram := func(name, help string, buckets []float64) *prometheus.HistogramVec {
+		return prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: name, Help: help, Buckets: buckets}, route)
+	}
+	m := &metrics
+	m.subscribers = gauge("subscribers", "Streams open.")
+	m.loops = gauge("loops", "Poll loops running.")
+	m.polls = counter("polls_total", "Upstream polls by result: changed, unchanged, not_modified or error.", "result")
+	m.upstream = histogram("upstream_duration_seconds", "Time an upstream poll took.", prometheus.DefBuckets)
+	m.diff = histogram("diff_duration_seconds", "Time to parse and diff a changed document.", prometheus.ExponentialBuckets(0.00001, 4, 10))
+	m.events = counter("events_total", "Events written to clients, heartbeats included.")
+	m.bytes = counter("bytes_total", "Bytes written to clients.")
+	m.slow = counter("slow_subscribers_total", "Actions on clients that could not keep up: drain, catch_up or disconnect.", "action")
+	m.resumes = counter("resumes_total", "Clients that sent a last event id, by what they got: none, patch or snapshot.", "kind")
+}
+
+// registerMetrics registers the series in reg, once per registry.
+func registerMetrics(reg *prometheus.Registry) error {
+	metrics.once.Do(initMetrics)
+	if reg == nil {
+		return nil
+	}
+	m := &metrics
+	for _, c := range []prometheus.Collector{m.subscribers, m.loops, m.polls, m.upstream, m.diff, m.events, m.bytes, m.slow, m.resumes} {
+		var dup prometheus.AlreadyRegisteredError
+		if err := reg.Register(c); err != nil && !errors.As(err, &dup) {
+			return err
+		}
+	}
+	return nil
+}
+
+// routeMetrics records what one route's hub does: a hub.Observer.
+type routeMetrics struct {
+	route                string
+	subscribers, loops   prometheus.Gauge
+	upstream, diff       prometheus.Observer
+	events, bytes        prometheus.Counter
+	polls, slow, resumes *prometheus.CounterVec
+}
+
+func newRouteMetrics(route string) *routeMetrics {
+	metrics.once.Do(initMetrics)
+	m := &metrics
+	for _, result := range []string{hub.PollChanged, hub.PollUnchanged, hub.PollNotModified, hub.PollError} {
+		m.polls.WithLabelValues(route, result)
+	}
+	for _, action := range []string{hub.SlowDrain, hub.SlowCatchUp, hub.SlowDisconnect} {
+		m.slow.WithLabelValues(route, action)
+	}
+	for _, kind := range []string{hub.ResumeNone, hub.ResumePatch, hub.ResumeSnapshot} {
+		m.resumes.WithLabelValues(route, kind)
+	}
+	return &routeMetrics{
+		route:       route,
+		subscribers: m.subscribers.WithLabelValues(route),
+		loops:       m.loops.WithLabelValues(route),
+		upstream:    m.upstream.WithLabelValues(route),
+		diff:        m.diff.WithLabelValues(route),
+		events:      m.events.WithLabelValues(route),
+		bytes:       m.bytes.WithLabelValues(route),
+		polls:       m.polls,
+		slow:        m.slow,
+		resumes:     m.resumes,
+	}
+}
+
+func (r *routeMetrics) Subscribers(delta int) { r.subscribers.Add(float64(delta)) }
+func (r *routeMetrics) Loops(delta int)       { r.loops.Add(float64(delta)) }
+func (r *routeMetrics) Diff(took time.Duration) {
+	r.diff.Observe(took.Seconds())
+}
+func (r *routeMetrics) Slow(action string) { r.slow.WithLabelValues(r.route, action).Inc() }
+func (r *routeMetrics) Resume(kind string) { r.resumes.WithLabelValues(r.route, kind).Inc() }
+
+func (r *routeMetrics) Poll(result string, took time.Duration) {
+	r.polls.WithLabelValues(r.route, result).Inc()
+	r.upstream.Observe(took.Seconds())
+}
+
+func (r *routeMetrics) Sent(events, bytes int) {
+	r.events.Add(float64(events))
+	r.bytes.Add(float64(bytes))
+}
+
+var _ hub.Observer = (*routeMetrics)(nil)

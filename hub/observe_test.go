@@ -1,0 +1,119 @@
+package hub
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// recorder is an Observer that keeps what it is told.
+type recorder struct {
+	mu                  sync.Mutex
+	subscribers, loops  int
+	polls, slow, resume map[string]int
+	events, bytes       int
+}
+
+func newRecorder() *recorder {
+	return &recorder{polls: map[string]int{}, slow: map[string]int{}, resume: map[string]int{}}
+}
+
+func (r *recorder) Subscribers(d int) { r.mu.Lock(); r.subscribers += d; r.mu.Unlock() }
+func (r *recorder) Loops(d int)       { r.mu.Lock(); r.loops += d; r.mu.Unlock() }
+func (r *recorder) Poll(res string, _ time.Duration) {
+	r.mu.Lock()
+	r.polls[res]++
+	r.mu.Unlock()
+}
+func (r *recorder) Diff(time.Duration) {}
+func (r *recorder) Sent(e, b int)      { r.mu.Lock(); r.events += e; r.bytes += b; r.mu.Unlock() }
+func (r *recorder) Slow(a string)      { r.mu.Lock(); r.slow[a]++; r.mu.Unlock() }
+func (r *recorder) Resume(k string)    { r.mu.Lock(); r.resume[k]++; r.mu.Unlock() }
+
+func (r *recorder) counts() (subs, loops int, resume map[string]int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := map[string]int{}
+	for k, v := range r.resume {
+		m[k] = v
+	}
+	return r.subscribers, r.loops, m
+}
+
+// TestObserverSeesSubscribersLoopsAndResumes checks what the Observer is told: each
+// subscriber and loop coming and going, and how each resuming client was served.
+func TestObserverSeesSubscribersLoopsAndResumes(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder()
+	h := New(Config{Observer: rec})
+	src := newDocSource()
+	first := subscribe(t, h, src, "")
+	padded := func(i int) string { return fmt.Sprintf(`{"n":%d,"pad":%q}`, i, strings.Repeat("x", 1000)) }
+	src.send(t, padded(1))
+	first.waitDoc(t, padded(1))
+	old := first.id
+	src.send(t, padded(2))
+	first.waitDoc(t, padded(2))
+
+	for _, id := range []string{first.id, old, "unknown"} {
+		c := subscribe(t, h, src, id)
+		c.sub.Close()
+	}
+	subs, loops, resume := rec.counts()
+	if subs != 1 || loops != 1 {
+		t.Fatalf("observer counts %d subscribers, %d loops; want 1 and 1", subs, loops)
+	}
+	if resume[ResumeNone] != 1 || resume[ResumePatch] != 1 || resume[ResumeSnapshot] != 1 {
+		t.Fatalf("resumes %v; want one none, one patch and one snapshot", resume)
+	}
+	first.sub.Close()
+	h.Close()
+	if subs, loops, _ := rec.counts(); subs != 0 || loops != 0 {
+		t.Fatalf("after Close the observer counts %d subscribers, %d loops; want 0", subs, loops)
+	}
+}
+
+// TestMaxSubscribers refuses the subscriber beyond the cap, and takes one again when
+// another has left.
+func TestMaxSubscribers(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, Config{})
+	h.SetMaxSubscribers(2)
+	src := newDocSource()
+	a := subscribe(t, h, src, "")
+	subscribe(t, h, src, "")
+	if _, err := h.Subscribe("other", func() Source { return newDocSource() }, "", JSONPatch); !errors.Is(err, ErrTooManySubscribers) {
+		t.Fatalf("third subscriber: %v; want ErrTooManySubscribers", err)
+	}
+	a.sub.Close()
+	if _, err := h.Subscribe("k", func() Source { return src }, "", JSONPatch); err != nil {
+		t.Fatalf("after one left: %v", err)
+	}
+}
+
+// TestMaxLifetime closes a stream served with Serve within its lifetime, 90 to 100 % of
+// the configured one.
+func TestMaxLifetime(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, Config{})
+	h.SetMaxLifetime(200 * time.Millisecond)
+	for range 20 {
+		if d := h.Lifetime(); d < 180*time.Millisecond || d > 200*time.Millisecond {
+			t.Fatalf("lifetime %v; want within [180ms, 200ms]", d)
+		}
+	}
+	c := serveClients(t, h, newDocSource(), 1, nil)[0]
+	go c.run()
+	start := time.Now()
+	select {
+	case <-c.ended():
+		if took := time.Since(start); took < 150*time.Millisecond {
+			t.Fatalf("stream ended after %v, before its lifetime", took)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream outlived max lifetime")
+	}
+}
