@@ -3,11 +3,14 @@ package hub
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // A stream is a client connection handed to the hub with Serve. While it keeps up, the
@@ -58,7 +61,7 @@ func (s *Subscription) Serve(ctx context.Context, conn net.Conn) {
 		st.shard = s.t.shardFor()
 	}
 	if err := st.flush(); err != nil {
-		st.close()
+		st.fail(err)
 		return
 	}
 	go st.watch()
@@ -84,7 +87,7 @@ func (st *stream) deliver(v *view) (events, bytes int) {
 	}
 	st.mu.Unlock()
 	if err != nil {
-		st.close()
+		st.fail(err)
 	}
 	return events, bytes
 }
@@ -128,12 +131,12 @@ func (st *stream) writeNow(frames [][]byte) error {
 func (st *stream) drain() {
 	for {
 		if err := st.flush(); err != nil {
-			st.close()
+			st.fail(err)
 			return
 		}
 		done, err := st.catchUp()
 		if err != nil {
-			st.close()
+			st.fail(err)
 			return
 		}
 		if done {
@@ -197,7 +200,7 @@ func (st *stream) serveBlocking() {
 			st.sub.t.hub.cfg.Observer.Sent(len(frames), size(frames))
 		}
 		if err != nil {
-			st.close()
+			st.fail(err)
 			return
 		}
 	}
@@ -209,10 +212,23 @@ func (st *stream) watch() {
 	buf := make([]byte, 64)
 	for {
 		if _, err := st.conn.Read(buf); err != nil {
-			st.close()
+			st.fail(err)
 			return
 		}
 	}
+}
+
+// fail ends the stream after err. A client error is logged at debug level; a client
+// leaving, the stream's end and the topic's are not errors.
+func (st *stream) fail(err error) {
+	quiet := errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrClosed)
+	if !quiet && st.state.Load() != stateClosed {
+		t := st.sub.t
+		fields := append(t.hub.cfg.Describe(t.key), zap.String("remote", st.conn.RemoteAddr().String()), zap.Error(err))
+		t.hub.cfg.Logger.Debug("stream to client failed", fields...)
+	}
+	st.close()
 }
 
 // close ends the stream: the connection is closed and the subscription ends. It may be
