@@ -94,6 +94,9 @@ func loopURL(key string) string {
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
+		u, err = url.Parse(strings.NewReplacer("{", "", "}", "").Replace(raw))
+	}
+	if err != nil {
 		return "(unparsable upstream URL)"
 	}
 	if u.User != nil {

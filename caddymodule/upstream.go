@@ -29,11 +29,12 @@ func parseUpstream(raw string) (upstreamTemplate, error) {
 	base, _, _ := strings.Cut(raw, "?")
 	u, err := url.Parse(strings.NewReplacer("{", "", "}", "").Replace(raw))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return upstreamTemplate{}, fmt.Errorf("upstream %q: want an absolute http or https URL", raw)
+		return upstreamTemplate{}, fmt.Errorf("upstream %q: want an absolute http or https URL", redactURL(raw))
 	}
-	origin := u.Scheme + "://" + u.Host
-	if !strings.HasPrefix(base, origin) || strings.ContainsAny(origin, "{}") {
-		return upstreamTemplate{}, fmt.Errorf("upstream %q: placeholders are allowed in the path and query only", raw)
+	_, rest, _ := strings.Cut(base, "://")
+	authority, _, _ := strings.Cut(rest, "/")
+	if strings.ContainsAny(authority, "{}") {
+		return upstreamTemplate{}, fmt.Errorf("upstream %q: placeholders are allowed in the path and query only", redactURL(raw))
 	}
 	return splitTemplate(raw, len(base))
 }
@@ -49,7 +50,7 @@ func splitTemplate(raw string, queryAt int) (upstreamTemplate, error) {
 		}
 		end := strings.IndexByte(raw[i+open:], '}')
 		if end < 0 {
-			return t, fmt.Errorf("upstream %q: unclosed placeholder", raw)
+			return t, fmt.Errorf("upstream %q: unclosed placeholder", redactURL(raw))
 		}
 		if open > 0 {
 			t.parts = append(t.parts, urlPart{text: raw[i : i+open]})
