@@ -49,6 +49,7 @@ type loopInfo struct {
 	Failures    int        `json:"failures"`
 	NextPoll    *time.Time `json:"next_poll,omitempty"`
 	UpstreamOK  bool       `json:"upstream_ok"`
+	Leader      *bool      `json:"leader,omitempty"`
 }
 
 func serveLoops(w http.ResponseWriter, r *http.Request) error {
@@ -95,6 +96,10 @@ func (p pooledHub) describe(ls hub.LoopStatus) loopInfo {
 		st := src.Status()
 		li.LastResult, li.LastError, li.Failures = st.LastResult, st.LastError, st.Failures
 		li.LastPoll, li.NextPoll = timeOrNil(st.LastPoll), timeOrNil(st.NextPoll)
+	}
+	if src, ok := ls.Source.(interface{ Leader() bool }); ok {
+		leader := src.Leader()
+		li.Leader = &leader
 	}
 	return li
 }

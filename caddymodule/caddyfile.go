@@ -51,6 +51,14 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_subscribers <n>
 //		max_connection_lifetime <duration>
 //		name      <label>
+//		store     memory | redis <address> {
+//			username  <name>
+//			password  <secret>
+//			db        <n>
+//			tls
+//			prefix    <text>
+//			lease_ttl <duration>
+//		}
 //	}
 //
 // header_up, ignore and array_key may repeat.
@@ -102,6 +110,7 @@ var subdirectives = map[string]func(*Handler, *caddyfile.Dispenser) error{
 	"select":                  (*Handler).parseShape,
 	"ignore":                  (*Handler).parseShape,
 	"array_key":               (*Handler).parseShape,
+	"store":                   (*Handler).parseStore,
 }
 
 // oneArg returns the single argument of the current subdirective.

@@ -84,6 +84,9 @@ type Handler struct {
 	// Name labels the route in metrics, logs and the admin API. Default: the upstream's
 	// scheme and host.
 	Name string `json:"name,omitempty"`
+	// Store says where versions and history live: in this process (the default), or in
+	// Redis, shared by a cluster that then polls each upstream once.
+	Store *Store `json:"store,omitempty"`
 
 	upstream upstreamTemplate
 	poll     poller.Config // each poll loop gets its own poller.Poller from it
@@ -92,6 +95,7 @@ type Handler struct {
 	hub      *hub.Hub
 	hubKey   string
 	metrics  *routeMetrics
+	redis    *hub.RedisStore // nil for the memory store
 	logger   *zap.Logger
 
 	// streams ends every open stream when canceled: on Cleanup, or when a server this
@@ -185,6 +189,9 @@ func (h *Handler) Validate() error {
 	}
 	if h.History < 0 {
 		return fmt.Errorf("history must not be negative")
+	}
+	if err := h.Store.validate(); err != nil {
+		return err
 	}
 	_, _, err := h.checkShape()
 	return err

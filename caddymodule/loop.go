@@ -44,7 +44,11 @@ func (h *Handler) loopFor(r *http.Request) (loop, error) {
 		}
 	}
 	shape := h.shape
-	return loop{key: url + " " + digest, newSource: func() hub.Source { return newPollSource(cfg, shape) }}, nil
+	key := url + " " + digest
+	if rs := h.redis; rs != nil {
+		return loop{key: key, newSource: func() hub.Source { return newRedisSource(rs, key, cfg, shape) }}, nil
+	}
+	return loop{key: key, newSource: func() hub.Source { return newPollSource(cfg, shape) }}, nil
 }
 
 // forwarded returns the client headers named by forward, and a digest of them.
@@ -65,6 +69,23 @@ func (h *Handler) forwarded(r *http.Request) (http.Header, string) {
 		}
 	}
 	return out, hex.EncodeToString(sum.Sum(nil)[:16])
+}
+
+// newRedisSource starts the source of a loop shared through Redis: a poller for each
+// lease term, and a tracker of its own.
+func newRedisSource(rs *hub.RedisStore, key string, cfg poller.Config, shape diff.Options) hub.Source {
+	tr, err := diff.NewTracker(shape)
+	if err != nil {
+		panic(fmt.Sprintf("select, ignore and array_key checked at provision: %v", err))
+	}
+	newPoller := func() *poller.Poller {
+		p, err := poller.New(cfg)
+		if err != nil {
+			panic(fmt.Sprintf("poller config checked at provision: %v", err))
+		}
+		return p
+	}
+	return rs.Source(key, newPoller, tr)
 }
 
 // newPollSource starts the source of a new poll loop, with its own poller and tracker.

@@ -26,10 +26,14 @@ type pooledHub struct {
 	route   string
 	forward []string
 	metrics *routeMetrics
+	redis   *hub.RedisStore // nil for the memory store
 }
 
 func (p pooledHub) Destruct() error {
 	p.Close()
+	if p.redis != nil {
+		return p.redis.Client.Close()
+	}
 	return nil
 }
 
@@ -44,6 +48,10 @@ func (h *Handler) provisionHub(ctx caddy.Context) error {
 	route := h.routeName()
 	val, _, err := hubs.LoadOrNew(key, func() (caddy.Destructor, error) {
 		m := newRouteMetrics(route)
+		history := h.History
+		if history <= 0 {
+			history = hub.DefaultHistory
+		}
 		return pooledHub{Hub: hub.New(hub.Config{
 			History:   h.History,
 			Heartbeat: time.Duration(h.Heartbeat),
@@ -53,13 +61,13 @@ func (h *Handler) provisionHub(ctx caddy.Context) error {
 			Logger:    h.logger,
 			Describe:  func(key string) []zap.Field { return describeLoop(route, key) },
 			Observer:  m,
-		}), route: route, forward: h.Forward, metrics: m}, nil
+		}), route: route, forward: h.Forward, metrics: m, redis: h.Store.redisStore(history)}, nil
 	})
 	if err != nil {
 		return err
 	}
 	p := val.(pooledHub)
-	h.hub, h.hubKey, h.metrics = p.Hub, key, p.metrics
+	h.hub, h.hubKey, h.metrics, h.redis = p.Hub, key, p.metrics, p.redis
 	h.hub.SetMaxSubscribers(h.MaxSubscribers)
 	h.hub.SetMaxLifetime(time.Duration(h.MaxConnectionLifetime))
 	return nil
@@ -130,8 +138,9 @@ func (h *Handler) settingsKey() (string, error) {
 		Ignore                   []string
 		ArrayKeys                []ArrayKey
 		Name                     string
+		Store                    *Store
 	}{h.Upstream, h.Interval, h.Timeout, h.HeaderUp, h.History, h.Heartbeat, h.Retry, h.Linger,
-		h.Method, h.Body, h.Forward, h.MaxBody, h.MaxUpstreams, h.Select, h.Ignore, h.ArrayKeys, h.Name})
+		h.Method, h.Body, h.Forward, h.MaxBody, h.MaxUpstreams, h.Select, h.Ignore, h.ArrayKeys, h.Name, h.Store})
 	if err != nil {
 		return "", fmt.Errorf("hashing settings: %w", err)
 	}

@@ -78,6 +78,14 @@ type Source interface {
 	Run(ctx context.Context, t *Topic)
 }
 
+// A Restorer is a Source that brings a new topic up to date before its first subscriber
+// is served, such as from a store shared with other nodes: Restore publishes the versions
+// the store holds, then Run goes on from there. Subscribers wait for Restore, for a few
+// seconds at most, so that a client resuming on a fresh node gets a patch.
+type Restorer interface {
+	Restore(ctx context.Context, t *Topic)
+}
+
 // Hub owns the topics of one route.
 type Hub struct {
 	cfg      Config
@@ -146,6 +154,23 @@ func (h *Hub) Subscribe(key string, newSource func() Source, lastEventID string,
 	if format < 0 || format >= numFormats {
 		return nil, fmt.Errorf("subscribing: %v is not a format", format)
 	}
+	t, err := h.join(key, newSource, format)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-t.ready:
+	case <-time.After(restoreWait):
+	}
+	return t.subscribe(lastEventID, format), nil
+}
+
+// restoreWait bounds how long a subscriber waits for a Restorer to restore its topic.
+const restoreWait = 5 * time.Second
+
+// join counts a subscriber of the topic for key, starting the topic with newSource if it
+// is not running.
+func (h *Hub) join(key string, newSource func() Source, format Format) (*Topic, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -166,7 +191,8 @@ func (h *Hub) Subscribe(key string, newSource func() Source, lastEventID string,
 	}
 	h.subs.Add(1)
 	h.cfg.Observer.Subscribers(1)
-	return t.subscribe(lastEventID, format), nil
+	t.join(format)
+	return t, nil
 }
 
 // SetMaxSubscribers caps the subscribers of the hub, over all its topics; 0 removes the
@@ -204,6 +230,10 @@ func (h *Hub) start(t *Topic, src Source) {
 				h.remove(t)
 			}
 		}()
+		if r, ok := src.(Restorer); ok {
+			r.Restore(ctx, t)
+		}
+		close(t.ready)
 		src.Run(ctx, t)
 	}()
 }
@@ -259,6 +289,10 @@ func (h *Hub) Topics() int {
 // Close ends every subscription with ErrClosed, stops every source and waits for them.
 func (h *Hub) Close() {
 	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
 	h.closed = true
 	topics := h.topics
 	h.topics = map[string]*Topic{}

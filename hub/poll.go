@@ -52,7 +52,9 @@ func (s *PollSource) Status() PollStatus {
 	s.mu.Lock()
 	st := s.last
 	s.mu.Unlock()
-	st.Failures, st.NextPoll = s.poller.Backoff()
+	if s.poller != nil {
+		st.Failures, st.NextPoll = s.poller.Backoff()
+	}
 	return st
 }
 
@@ -61,10 +63,15 @@ func (s *PollSource) Run(ctx context.Context, t *Topic) {
 	s.poller.Run(ctx, func(r poller.Result) {
 		result, reason := s.handle(t, r)
 		t.hub.cfg.Observer.Poll(result, r.Duration)
-		s.mu.Lock()
-		s.last = PollStatus{LastPoll: time.Now(), LastResult: result, LastError: reason}
-		s.mu.Unlock()
+		s.record(result, reason)
 	})
+}
+
+// record keeps the outcome of the last document received, for Status.
+func (s *PollSource) record(result, reason string) {
+	s.mu.Lock()
+	s.last = PollStatus{LastPoll: time.Now(), LastResult: result, LastError: reason}
+	s.mu.Unlock()
 }
 
 // handle passes one poll's result to t, and returns what it was and, for a failure, why.

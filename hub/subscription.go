@@ -18,9 +18,9 @@ type Subscription struct {
 	closed  bool
 }
 
-// subscribe opens a subscription in format f for a client holding version lastID ("" for
-// none).
-func (t *Topic) subscribe(lastID string, f Format) *Subscription {
+// join counts a new subscriber in format f, so that the topic does not linger. The hub's
+// lock is held: a topic that is joined is not expired.
+func (t *Topic) join(f Format) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.subs++
@@ -29,6 +29,13 @@ func (t *Topic) subscribe(lastID string, f Format) *Subscription {
 		t.linger.Stop()
 		t.linger = nil
 	}
+}
+
+// subscribe opens the subscription of a subscriber counted by join, in format f, for a
+// client holding version lastID ("" for none).
+func (t *Topic) subscribe(lastID string, f Format) *Subscription {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	s := &Subscription{t: t, format: f, next: t.head, version: lastID, ok: true}
 	s.pending = append(s.pending, t.hub.retry)
 	fr := t.resume(lastID, f)

@@ -64,6 +64,7 @@ type Topic struct {
 	last    time.Time // when the last frame was added: heartbeats fill idle time
 	stopped bool
 	wake    chan struct{} // closed and replaced when a frame is added or the topic stops
+	ready   chan struct{} // closed when the source has restored the topic
 	log     [logWindow]frame
 	head    uint64 // sequence number of the next frame
 	tail    uint64 // sequence number of the oldest frame kept
@@ -93,6 +94,7 @@ func newTopic(h *Hub, key string) *Topic {
 		hub:    h,
 		key:    key,
 		wake:   make(chan struct{}),
+		ready:  make(chan struct{}),
 		status: Status{OK: true},
 		hist:   newHistory(h.cfg.History),
 		last:   time.Now(),

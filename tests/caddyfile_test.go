@@ -77,7 +77,7 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"unknown format", "format xml", `format: "xml" is not json_patch, merge_patch or snapshot`},
 		{"select not a pointer", "select x", `select: JSON pointer "x" must be empty or start with /`},
 		{"array_key without member", "array_key /items", "array_key: want <json-pointer> <member>"},
-		{"not yet available", "store redis 127.0.0.1:6379", `unknown subdirective "store"`},
+		{"unknown store", "store disk", `store: "disk" is not memory or redis`},
 		{"zero max_subscribers", "max_subscribers 0", `max_subscribers: "0" is not a positive whole number`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -51,4 +51,11 @@ setup_node_modules() {
 	touch node_modules/.package-lock.json
 }
 
+# redis-server: the Redis the store tests start on their own ports (Debian's package).
+setup_redis() {
+	command -v redis-server >/dev/null && return 0
+	apt_install redis-server
+}
+
 setup_node_modules
+setup_redis

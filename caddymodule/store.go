@@ -1,0 +1,143 @@
+package caddymodule
+
+import (
+	"crypto/tls"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pollsse/caddy-poll-sse/hub"
+)
+
+// Store says where a route's versions and history live.
+type Store struct {
+	// Type is "memory" (the default: this process only) or "redis" (shared by every
+	// node using the same Redis and prefix).
+	Type string `json:"type,omitempty"`
+	// Address is the Redis server's host:port.
+	Address string `json:"address,omitempty"`
+	// Username and Password authenticate to Redis; both may use {env.*} placeholders.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// DB is the Redis database number.
+	DB int `json:"db,omitempty"`
+	// TLS connects to Redis over TLS.
+	TLS bool `json:"tls,omitempty"`
+	// Prefix starts every key poll_sse writes. Default: "poll_sse:".
+	Prefix string `json:"prefix,omitempty"`
+	// LeaseTTL is how long a node's lease on a loop outlives the node. Default: 5s.
+	LeaseTTL caddy.Duration `json:"lease_ttl,omitempty"`
+}
+
+// redisStore returns the Redis store the route's hub uses, or nil for memory.
+func (s *Store) redisStore(history int) *hub.RedisStore {
+	if s == nil || s.Type != "redis" {
+		return nil
+	}
+	repl := caddy.NewReplacer()
+	opts := &redis.Options{
+		Addr:     s.Address,
+		Username: repl.ReplaceKnown(s.Username, ""),
+		Password: repl.ReplaceKnown(s.Password, ""),
+		DB:       s.DB,
+	}
+	if s.TLS {
+		opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return &hub.RedisStore{
+		Client:   redis.NewClient(opts),
+		Prefix:   s.Prefix,
+		LeaseTTL: time.Duration(s.LeaseTTL),
+		History:  history,
+	}
+}
+
+func (s *Store) validate() error {
+	if s == nil {
+		return nil
+	}
+	switch s.Type {
+	case "", "memory":
+		if s.Address != "" {
+			return fmt.Errorf("store memory takes no address")
+		}
+		return nil
+	case "redis":
+		if s.Address == "" {
+			return fmt.Errorf("store redis: an address is required")
+		}
+		if s.DB < 0 || s.LeaseTTL < 0 {
+			return fmt.Errorf("store redis: db and lease_ttl must not be negative")
+		}
+		return nil
+	}
+	return fmt.Errorf("store %q: want memory or redis", s.Type)
+}
+
+// parseStore reads `store memory` or `store redis <address> { … }`.
+func (h *Handler) parseStore(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	s := &Store{Type: d.Val()}
+	switch s.Type {
+	case "memory":
+		if d.NextArg() || d.NextBlock(d.Nesting()) {
+			return d.Errf("store memory takes no arguments")
+		}
+	case "redis":
+		if !d.NextArg() {
+			return d.Errf("store redis: want an address")
+		}
+		s.Address = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+		if err := s.parseRedisBlock(d); err != nil {
+			return err
+		}
+	default:
+		return d.Errf("store: %q is not memory or redis", s.Type)
+	}
+	h.Store = s
+	return nil
+}
+
+func (s *Store) parseRedisBlock(d *caddyfile.Dispenser) error {
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		var err error
+		switch name {
+		case "username":
+			err = parseString(d, &s.Username)
+		case "password":
+			err = parseString(d, &s.Password)
+		case "prefix":
+			err = parseString(d, &s.Prefix)
+		case "lease_ttl":
+			err = parseDuration(d, &s.LeaseTTL)
+		case "tls":
+			s.TLS = true
+			if d.NextArg() {
+				err = d.ArgErr()
+			}
+		case "db":
+			var v string
+			if v, err = oneArg(d); err == nil {
+				if s.DB, err = strconv.Atoi(v); err != nil || s.DB < 0 {
+					err = d.Errf("db: %q is not a database number", v)
+				}
+			}
+		default:
+			err = d.Errf("store redis: unknown option %q", name)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
