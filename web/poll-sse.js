@@ -1,0 +1,205 @@
+// poll-sse.js: the browser client of caddy-poll-sse. It keeps the live document of a
+// poll_sse stream by applying its snapshot and patch events, and reports the connection
+// and the upstream's health. No dependencies; native EventSource underneath.
+
+const isArr = Array.isArray;
+const isObj = (v) => v !== null && typeof v === 'object';
+const isMap = (v) => isObj(v) && !isArr(v);
+const has = Object.hasOwn;
+const fail = () => {
+  throw Error('bad patch');
+};
+// put sets an own member, keeping its place, even when it is named "__proto__".
+const put = (o, k, v) =>
+  Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
+
+// parse splits an RFC 6901 JSON Pointer into its unescaped reference tokens.
+function parse(p) {
+  if (p !== '' && p[0] !== '/') fail();
+  return p
+    .split('/')
+    .slice(1)
+    .map((t) => (/~([^01]|$)/.test(t) ? fail() : t.replace(/~[01]/g, (m) => '~/'[m[1]])));
+}
+
+// index returns the array position token t names; "-" and the length only for add.
+function index(a, t, add) {
+  if (add && t === '-') return a.length;
+  if (!/^(0|[1-9]\d*)$/.test(t) || +t > a.length - !add) fail();
+  return +t;
+}
+
+// get returns the value at the reference tokens path.
+function get(v, path) {
+  for (const t of path) v = isArr(v) ? v[index(v, t)] : isObj(v) && has(v, t) ? v[t] : fail();
+  return v;
+}
+
+// equal compares JSON values.
+function equal(a, b) {
+  if (a === b) return true;
+  if (!isObj(a) || !isObj(b) || isArr(a) !== isArr(b)) return false;
+  const k = Object.keys(a);
+  return k.length === Object.keys(b).length && k.every((x) => has(b, x) && equal(a[x], b[x]));
+}
+
+// applyPatch returns doc with the RFC 6902 patch ops applied, or throws. doc is never
+// modified: containers on the changed paths are copied, all else is shared.
+export function applyPatch(doc, ops) {
+  if (!isArr(ops)) fail();
+  const root = { r: doc };
+  const fresh = new Set(); // containers copied by this patch: safe to modify
+  const parent = (path) => {
+    let c = root;
+    for (const t of path.slice(0, -1)) {
+      const k = isArr(c) ? index(c, t) : has(c, t) ? t : fail();
+      let v = c[k];
+      if (!isObj(v)) fail();
+      if (!fresh.has(v)) fresh.add((v = isArr(v) ? v.slice() : { ...v })), put(c, k, v);
+      c = v;
+    }
+    return c;
+  };
+  const edit = (path, op, v) => {
+    const c = parent(path);
+    const t = path[path.length - 1];
+    const add = op === 'add';
+    if (isArr(c)) {
+      const i = index(c, t, add);
+      add ? c.splice(i, 0, v) : op === 'remove' ? c.splice(i, 1) : (c[i] = v);
+    } else if (add || has(c, t)) op === 'remove' ? delete c[t] : put(c, t, v);
+    else fail();
+  };
+  for (const o of ops) {
+    if (!isObj(o)) fail();
+    const { op } = o;
+    const path = ['r', ...parse(o.path)];
+    const value = () => ('value' in o ? o.value : fail());
+    if (op === 'add' || op === 'replace') edit(path, op, value());
+    else if (op === 'remove') edit(path, op);
+    else if (op === 'test') equal(get(root, path), value()) || fail();
+    else if (op === 'move' || op === 'copy') {
+      const from = ['r', ...parse(o.from)];
+      const v = get(root, from);
+      if (op === 'copy') fresh.clear(); // v may now be reached twice
+      else if (o.path.startsWith(o.from + '/')) fail();
+      else edit(from, 'remove');
+      edit(path, 'add', v);
+    } else fail();
+  }
+  return 'r' in root ? root.r : fail();
+}
+
+// mergePatch returns target with the RFC 7386 merge patch applied; target is not modified.
+export function mergePatch(target, patch) {
+  if (!isMap(patch)) return patch;
+  const out = isMap(target) ? { ...target } : {};
+  for (const k of Object.keys(patch)) {
+    if (patch[k] === null) delete out[k];
+    else put(out, k, mergePatch(has(out, k) ? out[k] : undefined, patch[k]));
+  }
+  return out;
+}
+
+// pollSSE opens a stream and keeps its document; see poll-sse.d.ts.
+export function pollSSE(url, options = {}) {
+  const { format } = options;
+  const ES = options.EventSource || globalThis.EventSource;
+  const listeners = {};
+  const ok = { ok: true };
+  let es, timer; // timer: the retry while closed, the upstream check while open
+  let delay = 500; // half the next retry's delay
+  let synced = false; // the current connection has told us which version we hold
+
+  const emit = (name, ...args) =>
+    listeners[name]?.forEach((fn) => {
+      try {
+        fn(...args);
+      } catch (err) {
+        setTimeout(() => {
+          throw err;
+        });
+      }
+    });
+
+  const report = (connection = live.status.connection, upstream = live.status.upstream) => {
+    const was = live.status;
+    if (connection !== was.connection || upstream !== was.upstream) emit('status', (live.status = { connection, upstream }));
+  };
+
+  const stop = () => {
+    clearTimeout(timer);
+    es?.close();
+    es = null;
+  };
+
+  // connect opens a new EventSource; with last, the server resumes from that version.
+  const connect = (last) => {
+    stop();
+    synced = !!last;
+    const u = new URL(url, globalThis.location);
+    const q = u.searchParams;
+    if (format) q.set('format', format);
+    last ? q.set('last_event_id', last) : q.delete('last_event_id');
+    const src = (es = new ES(u.href, options));
+    const on = (name, fn) => src.addEventListener(name, (e) => src === es && fn(e));
+    report('connecting');
+    on('open', () => {
+      delay = 500;
+      report('open');
+      // a new stream reports a failing upstream at once and says nothing when it is fine
+      if (!live.status.upstream.ok) timer = setTimeout(() => report(undefined, ok), 1000);
+    });
+    on('error', () => {
+      if (src.readyState !== 2) return report('connecting');
+      report('closed');
+      es = null;
+      timer = setTimeout(() => connect(live.version), (delay = Math.min(delay * 2, 30000)));
+    });
+    const onData = (type) =>
+      on(type, (e) => {
+        let doc, patch = null;
+        try {
+          doc = JSON.parse(e.data);
+          if (type === 'patch') {
+            if (!synced) fail();
+            patch = doc;
+            doc = (format === 'merge_patch' || !isArr(patch) ? mergePatch : applyPatch)(live.document, patch);
+          }
+        } catch {
+          return connect(); // start clean: a new connection without Last-Event-ID
+        }
+        synced = true;
+        live.document = doc;
+        emit('change', doc, patch, { type, id: (live.version = e.lastEventId) });
+      });
+    onData('snapshot');
+    onData('patch');
+    on('upstream', (e) => {
+      clearTimeout(timer);
+      try {
+        report(undefined, JSON.parse(e.data));
+      } catch {}
+    });
+  };
+
+  const live = {
+    document: undefined,
+    version: null,
+    status: { connection: 'connecting', upstream: ok },
+    on(name, fn) {
+      (listeners[name] ||= new Set()).add(fn);
+      return live;
+    },
+    off(name, fn) {
+      listeners[name]?.delete(fn);
+      return live;
+    },
+    close() {
+      stop();
+      report('closed');
+    },
+  };
+  connect();
+  return live;
+}
