@@ -57,5 +57,13 @@ setup_redis() {
 	apt_install redis-server
 }
 
+# chromium: the browser of the end-to-end tests (tests/browser_test.go), driven by the
+# playwright-core of node_modules; Debian's package, since Playwright's own downloads are
+# not used.
+setup_chromium() {
+	apt_install chromium
+}
+
 setup_node_modules
+setup_chromium
 setup_redis
