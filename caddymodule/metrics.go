@@ -67,51 +67,48 @@ func registerMetrics(reg *prometheus.Registry) error {
 	return nil
 }
 
-// routeMetrics records what one route's hub does: a hub.Observer.
+// routeMetrics records what one route's hub does: a hub.Observer. The series of every
+// label value are made at once, so that they show from the start, at 0.
 type routeMetrics struct {
-	route                string
 	subscribers, loops   prometheus.Gauge
 	upstream, diff       prometheus.Observer
 	events, bytes        prometheus.Counter
-	polls, slow, resumes *prometheus.CounterVec
+	polls, slow, resumes map[string]prometheus.Counter
 }
 
 func newRouteMetrics(route string) *routeMetrics {
 	metrics.once.Do(initMetrics)
 	m := &metrics
-	for _, result := range []string{hub.PollChanged, hub.PollUnchanged, hub.PollNotModified, hub.PollError} {
-		m.polls.WithLabelValues(route, result)
-	}
-	for _, action := range []string{hub.SlowDrain, hub.SlowCatchUp, hub.SlowDisconnect} {
-		m.slow.WithLabelValues(route, action)
-	}
-	for _, kind := range []string{hub.ResumeNone, hub.ResumePatch, hub.ResumeSnapshot} {
-		m.resumes.WithLabelValues(route, kind)
-	}
 	return &routeMetrics{
-		route:       route,
 		subscribers: m.subscribers.WithLabelValues(route),
 		loops:       m.loops.WithLabelValues(route),
 		upstream:    m.upstream.WithLabelValues(route),
 		diff:        m.diff.WithLabelValues(route),
 		events:      m.events.WithLabelValues(route),
 		bytes:       m.bytes.WithLabelValues(route),
-		polls:       m.polls,
-		slow:        m.slow,
-		resumes:     m.resumes,
+		polls:       counters(m.polls, route, hub.PollChanged, hub.PollUnchanged, hub.PollNotModified, hub.PollError),
+		slow:        counters(m.slow, route, hub.SlowDrain, hub.SlowCatchUp, hub.SlowDisconnect),
+		resumes:     counters(m.resumes, route, hub.ResumeNone, hub.ResumePatch, hub.ResumeSnapshot),
 	}
 }
 
-func (r *routeMetrics) Subscribers(delta int) { r.subscribers.Add(float64(delta)) }
-func (r *routeMetrics) Loops(delta int)       { r.loops.Add(float64(delta)) }
-func (r *routeMetrics) Diff(took time.Duration) {
-	r.diff.Observe(took.Seconds())
+// counters returns the series of vec for route and each of values.
+func counters(vec *prometheus.CounterVec, route string, values ...string) map[string]prometheus.Counter {
+	out := make(map[string]prometheus.Counter, len(values))
+	for _, v := range values {
+		out[v] = vec.WithLabelValues(route, v)
+	}
+	return out
 }
-func (r *routeMetrics) Slow(action string) { r.slow.WithLabelValues(r.route, action).Inc() }
-func (r *routeMetrics) Resume(kind string) { r.resumes.WithLabelValues(r.route, kind).Inc() }
+
+func (r *routeMetrics) Subscribers(delta int)   { r.subscribers.Add(float64(delta)) }
+func (r *routeMetrics) Loops(delta int)         { r.loops.Add(float64(delta)) }
+func (r *routeMetrics) Diff(took time.Duration) { r.diff.Observe(took.Seconds()) }
+func (r *routeMetrics) Slow(action string)      { r.slow[action].Inc() }
+func (r *routeMetrics) Resume(kind string)      { r.resumes[kind].Inc() }
 
 func (r *routeMetrics) Poll(result string, took time.Duration) {
-	r.polls.WithLabelValues(r.route, result).Inc()
+	r.polls[result].Inc()
 	r.upstream.Observe(took.Seconds())
 }
 

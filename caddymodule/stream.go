@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -43,9 +42,9 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, lp loop) e
 		return caddyhttp.Error(http.StatusServiceUnavailable, err)
 	}
 	h.watchShutdown(r)
-	streamed := false
+	handedOver := false
 	defer func() {
-		if !streamed {
+		if !handedOver {
 			sub.Close()
 		}
 	}()
@@ -54,40 +53,53 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, lp loop) e
 	defer context.AfterFunc(h.streams, cancel)()
 
 	setStreamHeaders(w.Header())
-	handOver := r.ProtoMajor == 1 && hijacker(w) != nil
-	if handOver {
+	var hj http.Hijacker
+	if r.ProtoMajor == 1 {
+		hj = hijacker(w)
+	}
+	if hj != nil {
 		// The body then ends when the connection closes, as the SSE specification
 		// recommends, rather than being chunked: the hub writes frames as they are.
 		w.Header().Set("Transfer-Encoding", "identity")
 	}
 	w.WriteHeader(http.StatusOK)
+	handedOver = h.pump(ctx, w, r, sub, hj)
+	return nil
+}
+
+// pump writes the subscription's frames through w until the client leaves or ctx ends.
+// With hj, after the first frames it hands the connection to the hub instead, unless an
+// encoder took the response, and reports that it did.
+func (h *Handler) pump(ctx context.Context, w http.ResponseWriter, r *http.Request, sub *hub.Subscription, hj http.Hijacker) bool {
 	rc := http.NewResponseController(w)
 	for {
 		frames, err := sub.Next(ctx)
 		if err != nil {
-			return nil
+			return false
 		}
 		if err := h.write(w, rc, frames); err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				h.metrics.Slow(hub.SlowDisconnect)
 			}
 			h.logger.Debug("writing to client", zap.String("remote", r.RemoteAddr), zap.Error(err))
-			return nil
+			return false
 		}
-		h.metrics.Sent(len(frames), frameBytes(frames))
-		if handOver && w.Header().Get("Content-Encoding") == "" {
-			if conn := takeOver(w); conn != nil {
-				streamed = true
+		if hj != nil && w.Header().Get("Content-Encoding") == "" {
+			if conn, _, err := hj.Hijack(); err == nil {
 				sub.Serve(h.streams, conn)
-				return nil
+				return true
 			}
 		}
-		handOver = false
+		hj = nil
 	}
 }
 
 // hijacker returns net/http's own ResponseWriter beneath any wrappers of w, if it can
-// hand its connection over.
+// hand its connection over (HTTP/1.x). Once the header and the first frames went out
+// through the route, the connection is taken from it, so that the hub's shared writers
+// serve the stream and no goroutine, buffer or request state is held for it. Only a
+// stream no encoder took is handed over: an encoder sees only the first frames, so a
+// stream it encodes stays with it.
 func hijacker(w http.ResponseWriter) http.Hijacker {
 	for {
 		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
@@ -98,32 +110,6 @@ func hijacker(w http.ResponseWriter) http.Hijacker {
 	}
 	hj, _ := w.(http.Hijacker)
 	return hj
-}
-
-// takeOver takes the connection of an HTTP/1.x stream over from net/http once the
-// header and the first frames went out through the route, so that the hub's shared
-// writers serve the stream from then on and no goroutine, buffer or request state is
-// held for it. It returns nil where that is not possible, and the stream goes on through
-// the ResponseWriter. It is only called when no encoder took the response: an encoder
-// sees only the first frames, so a stream it encodes stays with it.
-func takeOver(w http.ResponseWriter) net.Conn {
-	hj := hijacker(w)
-	if hj == nil {
-		return nil
-	}
-	conn, _, err := hj.Hijack()
-	if err != nil {
-		return nil
-	}
-	return conn
-}
-
-func frameBytes(frames [][]byte) int {
-	n := 0
-	for _, f := range frames {
-		n += len(f)
-	}
-	return n
 }
 
 // streamContext returns the context of a stream written through the ResponseWriter: it

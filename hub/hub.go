@@ -158,10 +158,7 @@ func (h *Hub) Subscribe(key string, newSource func() Source, lastEventID string,
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case <-t.ready:
-	case <-time.After(restoreWait):
-	}
+	t.waitReady()
 	return t.subscribe(lastEventID, format), nil
 }
 

@@ -3,6 +3,7 @@ package hub
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -36,11 +37,7 @@ func (r *recorder) Resume(k string)    { r.mu.Lock(); r.resume[k]++; r.mu.Unlock
 func (r *recorder) counts() (subs, loops int, resume map[string]int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	m := map[string]int{}
-	for k, v := range r.resume {
-		m[k] = v
-	}
-	return r.subscribers, r.loops, m
+	return r.subscribers, r.loops, maps.Clone(r.resume)
 }
 
 // TestObserverSeesSubscribersLoopsAndResumes checks what the Observer is told: each

@@ -2,7 +2,13 @@
 
 package hub
 
-import "net"
+import (
+	"errors"
+	"net"
+)
+
+// errNoRawWrites is returned by writeNonBlocking, which this platform does not have.
+var errNoRawWrites = errors.New("non-blocking writes are not supported")
 
 // iovec stands for the writev buffer descriptors this platform is not written with.
 type iovec struct{}

@@ -2,11 +2,8 @@ package hub
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,64 +12,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pollsse/caddy-poll-sse/diff"
+	"github.com/pollsse/caddy-poll-sse/hub/redistest"
 	"github.com/pollsse/caddy-poll-sse/poller"
 )
-
-// redisServer is a redis-server of the test's own, on a free loopback port.
-type redisServer struct {
-	t    *testing.T
-	addr string
-	cmd  *exec.Cmd
-}
-
-// startRedis starts redis-server, or skips the test where it is not installed (outside
-// CI, whose setup installs it).
-func startRedis(t *testing.T) *redisServer {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server is missing: tests/setup.sh installs it")
-		}
-		t.Skip("redis-server is not installed (tests/setup.sh installs it)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	r := &redisServer{t: t, addr: addr}
-	r.start()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *redisServer) start() {
-	r.t.Helper()
-	_, port, _ := net.SplitHostPort(r.addr)
-	r.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no")
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.Dial("tcp", r.addr); err == nil {
-			_ = c.Close()
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	r.t.Fatal("redis-server did not start")
-}
-
-func (r *redisServer) stop() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	_ = r.cmd.Wait()
-	r.cmd = nil
-}
 
 // counter is an upstream serving the document {"n":n}, counting requests.
 type counter struct {
@@ -102,9 +44,9 @@ type node struct {
 	source func() Source
 }
 
-func newNode(t *testing.T, r *redisServer, up *counter, interval time.Duration) *node {
+func newNode(t *testing.T, r *redistest.Server, up *counter, interval time.Duration) *node {
 	t.Helper()
-	store := &RedisStore{Client: redis.NewClient(&redis.Options{Addr: r.addr}), LeaseTTL: 600 * time.Millisecond}
+	store := &RedisStore{Client: redis.NewClient(&redis.Options{Addr: r.Addr}), LeaseTTL: 600 * time.Millisecond}
 	h := New(Config{Linger: time.Second})
 	t.Cleanup(func() { h.Close(); _ = store.Client.Close() })
 	cfg := poller.Config{URL: up.srv.URL, Interval: interval, Client: up.srv.Client()}
@@ -135,7 +77,7 @@ func (n *node) subscribe(t *testing.T, lastID string) *client {
 // change.
 func TestRedisOnePollPerCluster(t *testing.T) {
 	t.Parallel()
-	r := startRedis(t)
+	r := redistest.New(t)
 	up := newCounter(t)
 	const interval = 100 * time.Millisecond
 	var clients []*client
@@ -167,7 +109,7 @@ func TestRedisOnePollPerCluster(t *testing.T) {
 // started after every earlier one stopped: it is caught up with one patch each time.
 func TestRedisResumeOnAnotherNode(t *testing.T) {
 	t.Parallel()
-	r := startRedis(t)
+	r := redistest.New(t)
 	up := newCounter(t)
 	a := newNode(t, r, up, 50*time.Millisecond)
 	ca := a.subscribe(t, "")
@@ -200,7 +142,7 @@ func TestRedisResumeOnAnotherNode(t *testing.T) {
 // within the lease's TTL and a few intervals, and its subscribers go on converging.
 func TestRedisLeaseHandover(t *testing.T) {
 	t.Parallel()
-	r := startRedis(t)
+	r := redistest.New(t)
 	up := newCounter(t)
 	const interval = 50 * time.Millisecond
 	nodes := []*node{newNode(t, r, up, interval), newNode(t, r, up, interval)}
@@ -257,14 +199,14 @@ func leads(n *node) bool {
 // follow changes again.
 func TestRedisDown(t *testing.T) {
 	t.Parallel()
-	r := startRedis(t)
+	r := redistest.New(t)
 	up := newCounter(t)
 	n := newNode(t, r, up, 50*time.Millisecond)
 	c := n.subscribe(t, "")
 	c.waitDoc(t, up.doc())
-	r.stop()
+	r.Stop()
 	waitStatus(t, c, false)
-	r.start()
+	r.Start()
 	waitStatus(t, c, true)
 	up.n.Store(7)
 	c.waitDoc(t, up.doc())
@@ -278,7 +220,7 @@ func waitStatus(t *testing.T, c *client, want bool) {
 	for {
 		for _, m := range c.events[from:] {
 			if m.Type == "upstream" && (m.Data == `{"ok":true}`) == want {
-				if !want && !containsReason(m.Data) {
+				if !want && !strings.Contains(m.Data, ReasonStoreDown) {
 					t.Fatalf("upstream event %s does not name the store", m.Data)
 				}
 				return
@@ -290,5 +232,3 @@ func waitStatus(t *testing.T, c *client, want bool) {
 		}
 	}
 }
-
-func containsReason(data string) bool { return strings.Contains(data, ReasonStoreDown) }

@@ -196,9 +196,6 @@ func (st *stream) serveBlocking() {
 			st.out = append(st.out, frames...)
 			err = st.flush()
 		}
-		if err == nil {
-			st.sub.t.hub.cfg.Observer.Sent(len(frames), size(frames))
-		}
 		if err != nil {
 			st.fail(err)
 			return
@@ -249,6 +246,3 @@ func (st *stream) close() {
 		st.shard.kick() // the pass drops the stream
 	}
 }
-
-// errNoRawWrites is returned by writeNonBlocking where the platform has none.
-var errNoRawWrites = errors.New("non-blocking writes are not supported")

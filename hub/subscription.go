@@ -56,10 +56,19 @@ func (t *Topic) subscribe(lastID string, f Format) *Subscription {
 }
 
 // Next blocks until there are frames for the client, and returns them in order; they are
-// shared and must not be modified, and the slice is only valid until the next call. It
-// returns ErrClosed when the topic stops, or ctx's
+// shared and must not be modified, and the slice is only valid until the next call. The
+// frames it returns count as sent. It returns ErrClosed when the topic stops, or ctx's
 // error when ctx ends first.
 func (s *Subscription) Next(ctx context.Context) ([][]byte, error) {
+	frames, err := s.wait(ctx)
+	if len(frames) > 0 {
+		s.t.hub.cfg.Observer.Sent(len(frames), size(frames))
+	}
+	return frames, err
+}
+
+// wait returns the pending frames, or waits for new ones.
+func (s *Subscription) wait(ctx context.Context) ([][]byte, error) {
 	if p := s.pending; p != nil {
 		s.pending = nil
 		return p, nil

@@ -332,3 +332,18 @@ func (t *Topic) describe() LoopStatus {
 	}
 	return ls
 }
+
+// waitReady waits until the source has restored the topic, for restoreWait at most.
+func (t *Topic) waitReady() {
+	select {
+	case <-t.ready:
+		return
+	default:
+	}
+	tm := time.NewTimer(restoreWait)
+	defer tm.Stop()
+	select {
+	case <-t.ready:
+	case <-tm.C:
+	}
+}

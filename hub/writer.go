@@ -2,6 +2,7 @@ package hub
 
 import (
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -138,19 +139,8 @@ func (sh *shard) compact() {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	before := len(sh.streams)
-	sh.streams = deleteClosed(sh.streams)
+	sh.streams = slices.DeleteFunc(sh.streams, func(st *stream) bool { return st.state.Load() == stateClosed })
 	sh.n.Add(int32(len(sh.streams) - before))
-}
-
-func deleteClosed(streams []*stream) []*stream {
-	kept := streams[:0]
-	for _, st := range streams {
-		if st.state.Load() != stateClosed {
-			kept = append(kept, st)
-		}
-	}
-	clear(streams[len(kept):])
-	return kept
 }
 
 // all returns the shard's streams.

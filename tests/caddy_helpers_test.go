@@ -40,6 +40,12 @@ type caddyProc struct {
 // is killed when the test ends.
 func startCaddy(t testing.TB, siteBody string) *caddyProc {
 	t.Helper()
+	return startCaddyWith(t, "", siteBody)
+}
+
+// startCaddyWith is startCaddy with extra global options, such as debug.
+func startCaddyWith(t testing.TB, globals, siteBody string) *caddyProc {
+	t.Helper()
 	dir := t.TempDir()
 	c := &caddyProc{
 		t:         t,
@@ -49,7 +55,7 @@ func startCaddy(t testing.TB, siteBody string) *caddyProc {
 		stderr:    new(syncBuffer),
 		exited:    make(chan struct{}),
 	}
-	c.config = []byte(caddyfile(c.adminAddr, c.siteAddr, siteBody))
+	c.config = []byte(caddyfileWith(c.adminAddr, c.siteAddr, globals, siteBody))
 	if err := os.WriteFile(c.file, c.config, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +68,16 @@ func startCaddy(t testing.TB, siteBody string) *caddyProc {
 // caddyfile returns a Caddyfile with an admin endpoint, no persisted config, and one
 // plain-HTTP site holding body.
 func caddyfile(adminAddr, siteAddr, body string) string {
-	return fmt.Sprintf("{\n\tadmin %s\n\tpersist_config off\n}\n\nhttp://%s {\n\tbind 127.0.0.1\n%s\n}\n",
-		adminAddr, siteAddr, indent(body))
+	return caddyfileWith(adminAddr, siteAddr, "", body)
+}
+
+// caddyfileWith is caddyfile with extra global options.
+func caddyfileWith(adminAddr, siteAddr, globals, body string) string {
+	if globals != "" {
+		globals = indent(globals) + "\n"
+	}
+	return fmt.Sprintf("{\n\tadmin %s\n\tpersist_config off\n%s}\n\nhttp://%s {\n\tbind 127.0.0.1\n%s\n}\n",
+		adminAddr, globals, siteAddr, indent(body))
 }
 
 func indent(s string) string {

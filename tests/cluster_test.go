@@ -2,67 +2,19 @@ package tests
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pollsse/caddy-poll-sse/hub/redistest"
 )
 
 const (
 	clusterInterval = 200 * time.Millisecond
 	clusterLease    = time.Second
 )
-
-// redisProc is a redis-server of the test's own on a free loopback port.
-type redisProc struct {
-	t    *testing.T
-	addr string
-	cmd  *exec.Cmd
-}
-
-// startRedisServer starts redis-server, or skips the test where it is missing outside CI
-// (tests/setup.sh installs it).
-func startRedisServer(t *testing.T) *redisProc {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("redis-server is missing: tests/setup.sh installs it")
-		}
-		t.Skip("redis-server is not installed (tests/setup.sh installs it)")
-	}
-	r := &redisProc{t: t, addr: freeAddr(t)}
-	r.start()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *redisProc) start() {
-	r.t.Helper()
-	_, port, _ := net.SplitHostPort(r.addr)
-	r.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "", "--appendonly", "no")
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !canDial(r.addr) {
-		if time.Now().After(deadline) {
-			r.t.Fatal("redis-server did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (r *redisProc) stop() {
-	if r.cmd != nil {
-		_ = r.cmd.Process.Kill()
-		_ = r.cmd.Wait()
-		r.cmd = nil
-	}
-}
 
 // kill ends the Caddy process at once, as a crash would.
 func (c *caddyProc) kill() {
@@ -82,15 +34,28 @@ func (c *caddyProc) restart() {
 }
 
 // startCluster starts three Caddy nodes on one Redis, polling u.
-func startCluster(t *testing.T, r *redisProc, u *upstream) []*caddyProc {
+func startCluster(t *testing.T, r *redistest.Server, u *upstream) []*caddyProc {
 	t.Helper()
 	site := pollSSE(u.url(), "interval "+clusterInterval.String(), "linger 2s",
-		"store redis "+r.addr+" {\n\t\tlease_ttl "+clusterLease.String()+"\n\t}")
+		"store redis "+r.Addr+" {\n\t\tlease_ttl "+clusterLease.String()+"\n\t}")
 	nodes := make([]*caddyProc, 3)
 	for i := range nodes {
 		nodes[i] = startCaddy(t, site)
 	}
 	return nodes
+}
+
+// spread opens n streams over the nodes in turn, and waits until each holds doc.
+func spread(t *testing.T, nodes []*caddyProc, n int, doc []byte) []*sseClient {
+	t.Helper()
+	clients := make([]*sseClient, n)
+	for i := range clients {
+		clients[i] = dialSSE(t, nodes[i%len(nodes)].url(""))
+	}
+	for _, c := range clients {
+		c.waitFor(doc, 10*time.Second)
+	}
+	return clients
 }
 
 // leader returns the index of the node whose admin API says it holds the loop's lease.
@@ -141,16 +106,10 @@ func (c *caddyProc) holdsLease() bool {
 // polls within two intervals plus the lease TTL, and no subscriber diverges.
 func TestClusterOnePollAndFailover(t *testing.T) {
 	t.Parallel()
-	r := startRedisServer(t)
+	r := redistest.New(t)
 	u := newUpstream(t, map[string]any{"rev": 0})
 	nodes := startCluster(t, r, u)
-	var clients []*sseClient
-	for i := range 300 {
-		clients = append(clients, dialSSE(t, nodes[i%3].url("")))
-	}
-	for _, c := range clients {
-		c.waitFor(u.document(), 10*time.Second)
-	}
+	clients := spread(t, nodes, 300, u.document())
 
 	from := time.Now()
 	time.Sleep(2 * time.Second)
@@ -198,7 +157,7 @@ func firstHitAfter(u *upstream, t time.Time) time.Time {
 // resumes gets one patch again.
 func TestClusterResume(t *testing.T) {
 	t.Parallel()
-	r := startRedisServer(t)
+	r := redistest.New(t)
 	u := newUpstream(t, map[string]any{"rev": 0, "pad": strings.Repeat("x", 500)})
 	nodes := startCluster(t, r, u)
 	a := dialSSE(t, nodes[0].url(""))
@@ -233,24 +192,18 @@ func TestClusterResume(t *testing.T) {
 // converges on the upstream document.
 func TestClusterRedisDown(t *testing.T) {
 	t.Parallel()
-	r := startRedisServer(t)
+	r := redistest.New(t)
 	u := newUpstream(t, map[string]any{"rev": 0})
 	nodes := startCluster(t, r, u)
-	var clients []*sseClient
-	for i := range 6 {
-		clients = append(clients, dialSSE(t, nodes[i%3].url("")))
-	}
-	for _, c := range clients {
-		c.waitFor(u.document(), 10*time.Second)
-	}
-	r.stop()
+	clients := spread(t, nodes, 6, u.document())
+	r.Stop()
 	for _, c := range clients {
 		c.waitEvent("store unreachable", 10*time.Second, func(e received) bool {
 			return e.Type == "upstream" && strings.Contains(e.Data, "store unreachable")
 		})
 	}
 	time.Sleep(10 * time.Second)
-	r.start()
+	r.Start()
 	want := u.set(t, map[string]any{"rev": 1})
 	for _, c := range clients {
 		c.waitFor(want, 15*time.Second) // fails if the stream ended

@@ -9,8 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -261,34 +259,6 @@ func eventually(d time.Duration, cond func() bool) bool {
 		}
 		time.Sleep(pollEvery)
 	}
-}
-
-// startCaddyWith is startCaddy with extra global options, such as debug.
-func startCaddyWith(t testing.TB, globals, siteBody string) *caddyProc {
-	t.Helper()
-	dir := t.TempDir()
-	c := &caddyProc{
-		t:         t,
-		file:      filepath.Join(dir, "Caddyfile"),
-		adminAddr: freeAddr(t),
-		siteAddr:  freeAddr(t),
-		stderr:    new(syncBuffer),
-		exited:    make(chan struct{}),
-	}
-	c.config = []byte(caddyfileWith(c.adminAddr, c.siteAddr, globals, siteBody))
-	if err := os.WriteFile(c.file, c.config, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c.start(dir)
-	t.Cleanup(c.cleanup)
-	c.waitReady()
-	return c
-}
-
-// caddyfileWith is caddyfile with extra global options.
-func caddyfileWith(adminAddr, siteAddr, globals, body string) string {
-	return strings.Replace(caddyfile(adminAddr, siteAddr, body), "\tpersist_config off\n",
-		"\tpersist_config off\n"+indent(globals)+"\n", 1)
 }
 
 // load posts config to the admin API's /load and returns how long the call took.
