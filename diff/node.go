@@ -27,6 +27,7 @@ type node struct {
 	off, n   int    // the value's raw bytes, relative to the parent's raw bytes
 	coff, cn int    // its canonical encoding, relative to the parent's
 	gen      uint32 // the parse that last placed this node, so it is placed only once
+	lent     uint32 // the parse that took a child of this node into the new document
 	prev     []byte // while encoding a reused node: its canonical bytes in the last version
 }
 

@@ -32,6 +32,9 @@ type parser struct {
 	ignore ruleSet
 	decs   []*jsontext.Decoder // one per nesting level being parsed
 	depth  int
+	// lenders are the previous containers whose children the values being parsed may
+	// take, outermost first: one per enclosing value that has a prior.
+	lenders []*node
 }
 
 // prior is the previous version of a value: its node, raw bytes and canonical encoding.
@@ -158,7 +161,7 @@ func (p *parser) release() { p.depth-- }
 
 // value parses raw, one complete and valid JSON value.
 func (p *parser) value(raw []byte, ign ruleSet, pr prior) (*node, error) {
-	if pr.n != nil && bytes.Equal(raw, pr.raw) {
+	if pr.n != nil && pr.n.lent != p.gen && bytes.Equal(raw, pr.raw) {
 		return p.reuse(pr), nil
 	}
 	if p.depth >= maxDepth {
@@ -184,7 +187,29 @@ func sameKind(pr prior, k kind) prior {
 func (p *parser) reuse(pr prior) *node {
 	pr.n.gen = p.gen
 	pr.n.prev = pr.canon
+	p.lend()
 	return pr.n
+}
+
+// lend marks the previous containers a reused node was taken from: each now lacks a
+// child, so none may be reused whole in this document. A node placed in two parents
+// would keep its offsets relative to one of them only, and the next version would copy
+// bytes from the wrong place. The innermost lenders are marked first, so the walk stops
+// at the first one marked already.
+func (p *parser) lend() {
+	for i := len(p.lenders) - 1; i >= 0 && p.lenders[i].lent != p.gen; i-- {
+		p.lenders[i].lent = p.gen
+	}
+}
+
+// borrowFrom makes pr.n, if any, the lender of the children of the value being parsed,
+// until the returned function is called.
+func (p *parser) borrowFrom(pr prior) func() {
+	if pr.n == nil {
+		return func() {}
+	}
+	p.lenders = append(p.lenders, pr.n)
+	return func() { p.lenders = p.lenders[:len(p.lenders)-1] }
 }
 
 func (p *parser) scalar(raw []byte) *node {
@@ -236,6 +261,7 @@ func (p *parser) object(raw []byte, ign ruleSet, pr prior) (*node, error) {
 	if _, err := d.ReadToken(); err != nil {
 		return nil, err
 	}
+	defer p.borrowFrom(pr)()
 	n := &node{kind: kindObject, gen: p.gen}
 	for d.PeekKind() != '}' {
 		tok, err := d.ReadToken()
@@ -333,6 +359,7 @@ func (p *parser) array(raw []byte, ign ruleSet, pr prior) (*node, error) {
 	if _, err := d.ReadToken(); err != nil {
 		return nil, err
 	}
+	defer p.borrowFrom(pr)()
 	n := &node{kind: kindArray, gen: p.gen}
 	m := matcher{p: p, pr: pr, anywhere: ign.positionFree()}
 	for i := 0; d.PeekKind() != ']'; i++ {

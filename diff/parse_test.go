@@ -115,3 +115,30 @@ func TestFailedParseDoesNotCorruptTracking(t *testing.T) {
 		t.Fatalf("changed=%v patch=%s", changed, ch.Patch)
 	}
 }
+
+// TestLentContainerIsNotReusedWhole is the sequence in which an element whose bytes had
+// not changed was reused whole after another element had already taken one of its
+// children: the shared child's offsets then pointed into the wrong parent, and the next
+// version's JSON ended in `"tags"::[}]}`.
+func TestLentContainerIsNotReusedWhole(t *testing.T) {
+	t.Parallel()
+	steps := []string{
+		`{"items":[{"id":72634,"price":1.5,"tags":[]},{"id":6,"price":106,"tags":["a","t8"]},{"id":15657,"price":1.5,"tags":[]}]}`,
+		`{"items":[{"id":97103,"price":1.5,"tags":[]},{"id":46212,"price":1.5,"tags":[]},{"id":7525,"price":1.5,"tags":[]},{"id":6,"price":14.09,"tags":["a","t8"]},{"id":15657,"price":1.5,"tags":[]}]}`,
+		`{"items":[{"id":97103,"price":1.5,"tags":[]},{"id":46212,"price":1.5,"tags":[]},{"id":7525,"price":1.5,"tags":[]},{"id":6,"price":14.09,"tags":["a","t8"]},{"id":15657,"price":98.88,"tags":[]}]}`,
+	}
+	var tr Tracker
+	for i, s := range steps {
+		mustUpdate(t, &tr, s)
+		want, err := Parse([]byte(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tr.Current(); !bytes.Equal(got.JSON, want.JSON) || got.ID != want.ID {
+			t.Fatalf("step %d: incremental %s (%s)\nfresh %s (%s)", i, got.JSON, got.ID, want.JSON, want.ID)
+		}
+	}
+	if got := tr.Current().ID; got != "Ouxi9WvpzMGXaazW_Rhlng" {
+		t.Fatalf("id = %s, want the fresh parse's Ouxi9WvpzMGXaazW_Rhlng", got)
+	}
+}
