@@ -24,16 +24,20 @@ type touch struct {
 // mergePatch returns the RFC 7386 merge patch with the effect of the operations that
 // touched the given paths, in order, and produced doc. Each touched member takes its
 // value in doc (or is deleted); an array or scalar on the way is replaced whole. It
-// reports false when a merge patch cannot express the change: a member whose new value
-// is null, or an object replaced whole where the target may still hold an object.
+// reports false when a merge patch cannot express the change: the root is or becomes an
+// array or a scalar, a member's new value is null, or an object is replaced whole where
+// the target may still hold an object.
 func mergePatch(touches []touch, doc *node) ([]byte, bool) {
+	if !objectToObject(touches, doc) {
+		return nil, false
+	}
 	root := &mergeNode{}
 	for _, t := range touches {
 		at, val := resolve(doc, t.at)
 		if !root.set(at, val) || val == nil {
 			continue
 		}
-		if len(at) > 0 && val.kind == kindNull || carriesNullMember(val) {
+		if val.kind == kindNull || carriesNullMember(val) {
 			return nil, false
 		}
 		if val.kind == kindObject && !createdWhole(touches, at) {
@@ -41,6 +45,24 @@ func mergePatch(touches []touch, doc *node) ([]byte, bool) {
 		}
 	}
 	return root.appendTo(nil), true
+}
+
+// objectToObject reports whether the change took an object to the object doc: a merge
+// patch is an object, and only merging an object into an object is read alike by every
+// applier (RFC 7386 turns any other target into {} first; many appliers do not, or read an
+// array patch as RFC 6902 operations). The walker replaces the root only when its kind
+// changes or it is a scalar, so a touch at the root means the root was not an object, or
+// is a patch made elsewhere that replaced it whole: either way no merge patch is sent.
+func objectToObject(touches []touch, doc *node) bool {
+	if doc.kind != kindObject {
+		return false
+	}
+	for _, t := range touches {
+		if len(t.at) == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // resolve follows p through doc's objects. It returns the prefix of p that a merge patch
@@ -142,8 +164,9 @@ func touchesOf(ops []op) ([]touch, error) {
 }
 
 // MergeFromPatch returns the RFC 7386 merge patch that has the effect of patch, an RFC
-// 6902 patch whose result is to, on the version patch applies to. It reports false when
-// a merge patch cannot express that change.
+// 6902 patch whose result is to, on the version patch applies to. The merge patch is
+// always a JSON object. It reports false when a merge patch cannot express that change,
+// among them every change where the root is or becomes an array or a scalar.
 func MergeFromPatch(patch []byte, to *Version) ([]byte, bool, error) {
 	ops, err := parseOps(patch)
 	if err != nil {

@@ -230,20 +230,25 @@ func evanphxCanApply(doc, patch []byte) bool {
 	return true
 }
 
-// checkMerge checks a change's merge patch: nil only when the new document has a null
-// member in some object (a merge patch would delete it, or appliers would disagree), and
-// otherwise
-// taking the document from to the document to.
+// checkMerge checks a change's merge patch: nil exactly when the root of from or to is
+// not an object (a merge patch is an object merged into an object), or when the new
+// document has a null member in some object (a merge patch would delete it, or appliers
+// would disagree); otherwise an object taking the document from to the document to.
 func checkMerge(from, merge, to []byte) error {
 	_, hasNull, err := difftest.NullMember(to)
 	if err != nil {
 		return err
 	}
-	if merge == nil {
-		if !hasNull {
-			return fmt.Errorf("no merge patch, but %s has no null member in any object, so one can express the change", to)
-		}
-		return nil // right: a merge patch cannot set the member at null to null
+	objects := isObject(from) && isObject(to)
+	switch {
+	case merge == nil && objects && !hasNull:
+		return fmt.Errorf("no merge patch from %s to %s, though both are objects and %[2]s has no null member in any object", from, to)
+	case merge == nil:
+		return nil // right: no merge patch expresses this change
+	case !objects:
+		return fmt.Errorf("merge patch %s from %s to %s: a root that is or becomes no object needs a snapshot", merge, from, to)
+	case !isObject(merge):
+		return fmt.Errorf("merge patch %s is not an object", merge)
 	}
 	got, err := difftest.ApplyMergePatch(from, merge)
 	if err != nil {
@@ -402,10 +407,17 @@ func checkCatchUp(from, to *diff.Version, patches [][]byte) error {
 	if ok {
 		return checkMerge(from.JSON, merge, to.JSON)
 	}
-	if _, null, _ := difftest.NullMember(to.JSON); null || writesObject(joined) {
+	if _, null, _ := difftest.NullMember(to.JSON); null || writesObject(joined) || !isObject(from.JSON) || !isObject(to.JSON) {
 		return nil // rightly refused
 	}
 	return fmt.Errorf("MergeFromPatch refused %s, though %s has no null member in any object and the patch writes no object whole", joined, to.JSON)
+}
+
+// isObject reports whether the JSON text doc is an object.
+func isObject(doc []byte) bool {
+	v, err := difftest.Decode(doc)
+	_, ok := v.(map[string]any)
+	return err == nil && ok
 }
 
 // writesObject reports whether an RFC 6902 patch may set an object whole: an add or

@@ -30,14 +30,34 @@ type lazyMerge struct {
 
 // NewChange returns a change made elsewhere, such as one read back from a shared store:
 // version v, reached by the JSON Patch patch, or by the merge patch merge (nil when a
-// merge patch cannot express the change).
+// merge patch cannot express the change). A merge that is not a JSON object, or that
+// goes with a patch replacing the root or a v whose root is not an object, is dropped:
+// the change then reaches merge_patch subscribers as a snapshot, as one made here would.
 func NewChange(v *Version, patch, merge []byte) Change {
+	if merge != nil && !givenMergeFits(v, patch, merge) {
+		merge = nil
+	}
 	return Change{Version: v, Patch: patch, merge: &lazyMerge{out: merge, given: true}}
 }
 
-// MergePatch returns the change as an RFC 7386 JSON Merge Patch. It is nil for the first
-// version, and when a merge patch cannot express the change: it would have to set a
-// member to null, which RFC 7386 reads as a deletion. It is safe for concurrent use.
+// givenMergeFits reports whether merge, given with a change to v by patch, is an object
+// merged into an object, as every merge patch this package sends is.
+func givenMergeFits(v *Version, patch, merge []byte) bool {
+	if t := bytes.TrimLeft(merge, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return false
+	}
+	ops, err := parseOps(patch)
+	if err != nil {
+		return false
+	}
+	touches, err := touchesOf(ops)
+	return err == nil && objectToObject(touches, v.doc)
+}
+
+// MergePatch returns the change as an RFC 7386 JSON Merge Patch, always a JSON object. It
+// is nil for the first version, and when a merge patch cannot express the change: the
+// root is or becomes an array or a scalar, or it would have to set a member to null,
+// which RFC 7386 reads as a deletion. It is safe for concurrent use.
 func (c Change) MergePatch() []byte {
 	m := c.merge
 	if m == nil || m.given {
