@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pollsse/caddy-poll-sse/diff"
+	"github.com/pollsse/caddy-poll-sse/diff/difftest"
 )
 
 // formatSteps are documents in turn; the third sets a member to null, which a merge patch
@@ -333,4 +335,156 @@ func logUse(t *Topic) (int, int) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return int(t.head - t.tail), t.logSize
+}
+
+// rootTypeSteps walk the root of the document through every kind and back: object,
+// array, emptied array, nested arrays, scalars, null, and the changes [1,2] to [], {} to
+// [] and "x" to {}. A merge patch is an object merged into an object, so each change
+// whose root is or becomes something else must reach merge_patch clients as a snapshot.
+var rootTypeSteps = []string{
+	`{"a":1,"list":[1,2]}`, `[1,2]`, `[]`, `{}`, `[]`, `[[1,[2]],3]`, `[[1,[2,4]],3]`, `[[1],3]`,
+	`"x"`, `{}`, `{"b":{"c":[1]}}`, `7`, `8`, `null`, `{"a":null}`, `true`, `[{"a":1}]`,
+	`[{"a":2}]`, `{"a":{"b":2}}`, `{"a":{"b":3}}`, `"y"`, `"x"`, `[1,2]`, `{"list":[1,2]}`,
+	`{"list":[1,2],"n":1}`, `[1,2]`,
+}
+
+var allFormats = []Format{JSONPatch, MergePatch, Snapshot}
+
+// checkPatchShapes checks every patch event c received since event from: an RFC 6902
+// array in json_patch, an RFC 7386 object in merge_patch, none in snapshot.
+func checkPatchShapes(t *testing.T, c *client, from int) {
+	t.Helper()
+	for _, m := range c.events[from:] {
+		if m.Type == "patch" && !patchFits(c.format, m.Data) {
+			t.Errorf("%v: patch event %s is not of its format", c.format, m.Data)
+		}
+	}
+}
+
+// patchFits reports whether data is what a patch event in format f holds.
+func patchFits(f Format, data string) bool {
+	data = strings.TrimLeft(data, " \t\r\n")
+	switch {
+	case data == "":
+		return false
+	case f == JSONPatch:
+		return data[0] == '['
+	case f == MergePatch:
+		return data[0] == '{'
+	}
+	return false
+}
+
+// checkHolds checks that c holds doc at the topic's current version.
+func checkHolds(t *testing.T, c *client, tp *Topic, doc string) {
+	t.Helper()
+	c.waitDoc(t, doc)
+	if cur := tp.current(); c.id != cur.ID {
+		t.Fatalf("%v: client holds %s at id %s; the topic is at %s", c.format, c.doc, c.id, cur.ID)
+	}
+}
+
+// TestRootTypeChangesLive sends changes of the root's kind to live clients of every
+// format: after each, every client holds the document at the topic's id, and every patch
+// event is of its format.
+func TestRootTypeChangesLive(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, Config{})
+	src := newDocSource()
+	var clients []*client
+	for _, f := range allFormats {
+		clients = append(clients, subscribeIn(t, h, src, "", f))
+	}
+	for _, doc := range rootTypeSteps {
+		src.send(t, doc)
+		for _, c := range clients {
+			checkHolds(t, c, topicOf(t, h), doc)
+		}
+	}
+	for _, c := range clients {
+		checkPatchShapes(t, c, 0)
+		if got, want := c.types(0), wantTypes(t, c.format, rootTypeSteps); !slices.Equal(got, want) {
+			t.Errorf("%v: events %v, want %v", c.format, got, want)
+		}
+	}
+}
+
+// wantTypes returns the events a live client of format f gets for docs: a snapshot
+// first; then a patch in json_patch, a snapshot in snapshot, and in merge_patch a patch
+// only from an object to an object with no null member in any object.
+func wantTypes(t *testing.T, f Format, docs []string) []string {
+	t.Helper()
+	out := []string{"snapshot"}
+	for i := 1; i < len(docs); i++ {
+		_, null, err := difftest.NullMember([]byte(docs[i]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		merges := isObject(docs[i-1]) && isObject(docs[i]) && !null
+		if f == JSONPatch || f == MergePatch && merges {
+			out = append(out, "patch")
+		} else {
+			out = append(out, "snapshot")
+		}
+	}
+	return out
+}
+
+func isObject(doc string) bool {
+	var v any
+	err := json.Unmarshal([]byte(doc), &v)
+	_, ok := v.(map[string]any)
+	return err == nil && ok
+}
+
+// TestRootTypeChangesResume resumes, after each change of the sequence, from every
+// version before it in every format: the first event is of the client's format and
+// brings it to the current document and id.
+func TestRootTypeChangesResume(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, Config{})
+	src := newDocSource()
+	live := subscribe(t, h, src, "")
+	var ids []string
+	for j, doc := range rootTypeSteps {
+		src.send(t, doc)
+		checkHolds(t, live, topicOf(t, h), doc)
+		ids = append(ids, live.id)
+		for i := range j {
+			for _, f := range allFormats {
+				c := subscribeIn(t, h, src, ids[i], f)
+				c.doc = []byte(rootTypeSteps[i])
+				if ids[i] != ids[j] {
+					checkHolds(t, c, topicOf(t, h), doc)
+				}
+				checkPatchShapes(t, c, 0)
+				c.sub.Close()
+			}
+		}
+	}
+}
+
+// TestRootTypeChangesCatchUp has a slow client of every format miss every other change
+// of the sequence, with a log that keeps only the newest frame: each catch-up is of the
+// client's format and brings it to the current document and id.
+func TestRootTypeChangesCatchUp(t *testing.T) {
+	t.Parallel()
+	for _, f := range allFormats {
+		t.Run(f.String(), func(t *testing.T) {
+			t.Parallel()
+			h := newHub(t, Config{})
+			h.logBytes = 1 // past the newest frame, every frame is evicted at once
+			src := newDocSource()
+			slow, fast := subscribeIn(t, h, src, "", f), subscribeIn(t, h, src, "", f)
+			for j, doc := range rootTypeSteps {
+				src.send(t, doc)
+				checkHolds(t, fast, topicOf(t, h), doc)
+				if j%2 == 0 {
+					checkHolds(t, slow, topicOf(t, h), doc)
+				}
+			}
+			checkPatchShapes(t, slow, 0)
+			checkPatchShapes(t, fast, 0)
+		})
+	}
 }

@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
-
 	"github.com/pollsse/caddy-poll-sse/diff"
+	"github.com/pollsse/caddy-poll-sse/diff/difftest"
 	"github.com/pollsse/caddy-poll-sse/sse"
 )
 
@@ -138,31 +137,37 @@ func (c *client) apply(m sse.Message) error {
 	return nil
 }
 
-// applyPatch applies the data of a patch event in format f to doc.
+// applyPatch applies the data of a patch event in format f to doc, with the reference
+// appliers of difftest, which take documents of any kind. A patch that is not of its
+// format is an error: an RFC 6902 array in json_patch, an RFC 7386 object in merge_patch.
 func applyPatch(f Format, doc, patch []byte) ([]byte, error) {
-	switch f {
-	case JSONPatch:
-		p, err := jsonpatch.DecodePatch(patch)
-		if err != nil {
-			return nil, err
-		}
-		return p.Apply(doc)
-	case MergePatch:
-		return jsonpatch.MergePatch(doc, patch)
-	default:
-		return nil, fmt.Errorf("a patch event in format %v", f)
+	if !patchFits(f, string(patch)) {
+		return nil, fmt.Errorf("a patch event in format %v holds %s", f, patch)
 	}
+	if f == MergePatch {
+		return difftest.ApplyMergePatch(doc, patch)
+	}
+	return difftest.ApplyPatch(doc, patch)
 }
 
 // waitDoc reads until the client holds want.
 func (c *client) waitDoc(t *testing.T, want string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
-	for !(c.doc != nil && jsonpatch.Equal(c.doc, []byte(want))) {
+	for !c.holds(want) {
 		if err := c.read(time.Until(deadline)); err != nil {
 			t.Fatalf("waiting for %s (have %s): %v", want, c.doc, err)
 		}
 	}
+}
+
+// holds reports whether the client's document is want.
+func (c *client) holds(want string) bool {
+	if c.doc == nil {
+		return false
+	}
+	same, err := difftest.Equal(c.doc, []byte(want))
+	return err == nil && same
 }
 
 // types lists the event types received since the index from.
