@@ -12,8 +12,8 @@ export type JSONPatchOperation =
 /** An RFC 6902 JSON Patch (`json_patch`). */
 export type JSONPatch = JSONPatchOperation[];
 
-/** An RFC 7386 merge patch (`merge_patch`). */
-export type MergePatch = JSONValue;
+/** An RFC 7386 merge patch (`merge_patch`): a patch event holds an object. */
+export type MergePatch = { [member: string]: JSONValue };
 
 /** The change formats a stream may be asked for with `?format=`. */
 export type Format = 'json_patch' | 'merge_patch' | 'snapshot';
@@ -44,7 +44,10 @@ export interface ChangeInfo {
 }
 
 export interface Options {
-  /** sent as the `format` query parameter; without it the route's format applies */
+  /** always sent as the `format` query parameter: this option, else the url's own
+   * `format` parameter, else json_patch. A patch event not of that format (an array in
+   * json_patch, an object in merge_patch, none in snapshot) is refused, and the client
+   * reconnects without a last id to get a snapshot. */
   format?: Format;
   /** passed to EventSource: send cookies and HTTP authentication cross-origin */
   withCredentials?: boolean;
@@ -80,4 +83,4 @@ export function pollSSE<T = JSONValue>(url: string | URL, options?: Options): Li
 export function applyPatch(doc: JSONValue, patch: JSONPatch): JSONValue;
 
 /** Returns target with an RFC 7386 merge patch applied. target is not modified. */
-export function mergePatch(target: JSONValue | undefined, patch: MergePatch): JSONValue;
+export function mergePatch(target: JSONValue | undefined, patch: JSONValue): JSONValue;

@@ -24,7 +24,7 @@ function parse(p) {
 
 // index returns the array position token t names; "-" and the length only for add.
 function index(a, t, add) {
-  if (add && t === '-') return a.length;
+  if (add && t == '-') return a.length;
   if (!/^(0|[1-9]\d*)$/.test(t) || +t > a.length - !add) fail();
   return +t;
 }
@@ -38,7 +38,7 @@ function get(v, path) {
 // equal compares JSON values.
 function equal(a, b) {
   if (a === b) return true;
-  if (!isObj(a) || !isObj(b) || isArr(a) !== isArr(b)) return false;
+  if (!isObj(a) || !isObj(b) || isArr(a) != isArr(b)) return false;
   const k = Object.keys(a);
   return k.length === Object.keys(b).length && k.every((x) => has(b, x) && equal(a[x], b[x]));
 }
@@ -63,11 +63,11 @@ export function applyPatch(doc, ops) {
   const edit = (path, op, v) => {
     const c = parent(path);
     const t = path[path.length - 1];
-    const add = op === 'add';
+    const add = op == 'add';
     if (isArr(c)) {
       const i = index(c, t, add);
-      add ? c.splice(i, 0, v) : op === 'remove' ? c.splice(i, 1) : (c[i] = v);
-    } else if (add || has(c, t)) op === 'remove' ? delete c[t] : put(c, t, v);
+      add ? c.splice(i, 0, v) : op == 'remove' ? c.splice(i, 1) : (c[i] = v);
+    } else if (add || has(c, t)) op == 'remove' ? delete c[t] : put(c, t, v);
     else fail();
   };
   for (const o of ops) {
@@ -103,7 +103,6 @@ export function mergePatch(target, patch) {
 
 // pollSSE opens a stream and keeps its document; see poll-sse.d.ts.
 export function pollSSE(url, options = {}) {
-  const { format } = options;
   const ES = options.EventSource || globalThis.EventSource;
   const listeners = {};
   const ok = { ok: true };
@@ -124,7 +123,7 @@ export function pollSSE(url, options = {}) {
 
   const report = (connection = live.status.connection, upstream = live.status.upstream) => {
     const was = live.status;
-    if (connection !== was.connection || upstream !== was.upstream) emit('status', (live.status = { connection, upstream }));
+    if (connection != was.connection || upstream != was.upstream) emit('status', (live.status = { connection, upstream }));
   };
 
   const stop = () => {
@@ -139,10 +138,13 @@ export function pollSSE(url, options = {}) {
     synced = !!last;
     const u = new URL(url, globalThis.location);
     const q = u.searchParams;
-    if (format) q.set('format', format);
+    // The format is always asked for, so every patch is read as what it must be: the
+    // route's own default cannot be known here.
+    const format = options.format || q.get('format') || 'json_patch';
+    q.set('format', format);
     last ? q.set('last_event_id', last) : q.delete('last_event_id');
     const src = (es = new ES(u.href, options));
-    const on = (name, fn) => src.addEventListener(name, (e) => src === es && fn(e));
+    const on = (name, fn) => src.addEventListener(name, (e) => src == es && fn(e));
     report('connecting');
     on('open', () => {
       delay = 500;
@@ -151,7 +153,7 @@ export function pollSSE(url, options = {}) {
       if (!live.status.upstream.ok) timer = setTimeout(() => report(undefined, ok), 1000);
     });
     on('error', () => {
-      if (src.readyState !== 2) return report('connecting');
+      if (src.readyState != 2) return report('connecting');
       report('closed');
       es = null;
       timer = setTimeout(() => connect(live.version), (delay = Math.min(delay * 2, 30000)));
@@ -161,10 +163,15 @@ export function pollSSE(url, options = {}) {
         let doc, patch = null;
         try {
           doc = JSON.parse(e.data);
-          if (type === 'patch') {
+          if (type == 'patch') {
             if (!synced) fail();
             patch = doc;
-            doc = (format === 'merge_patch' || !isArr(patch) ? mergePatch : applyPatch)(live.document, patch);
+            // a patch not of the format asked for is refused like one that does not apply:
+            // an RFC 6902 array in json_patch, an RFC 7386 object in merge_patch
+            doc = (format == 'json_patch' ? applyPatch : format == 'merge_patch' && isMap(patch) ? mergePatch : fail)(
+              live.document,
+              patch,
+            );
           }
         } catch {
           return connect(); // start clean: a new connection without Last-Event-ID

@@ -32,10 +32,73 @@ function query(u) {
 test('format goes in the query, other parameters stay', () => {
   pollSSE('http://demo.test/events?room=a%20b&last_event_id=x', { EventSource: ES, format: 'merge_patch' });
   assert.deepStrictEqual(query(ES.last.url), { room: 'a b', format: 'merge_patch' });
-  pollSSE(url, { EventSource: ES });
-  assert.equal(ES.last.url, url);
   pollSSE(url, { EventSource: ES, withCredentials: true });
   assert.equal(ES.last.withCredentials, true);
+});
+
+test('the format is always asked for: the option, else the url\'s, else json_patch', () => {
+  pollSSE(url, { EventSource: ES });
+  assert.equal(ES.last.url, `${url}?format=json_patch`, 'the route\'s default cannot be known: ask');
+  pollSSE(`${url}?format=merge_patch&room=1`, { EventSource: ES });
+  assert.deepStrictEqual(query(ES.last.url), { format: 'merge_patch', room: '1' });
+  pollSSE(`${url}?format=`, { EventSource: ES });
+  assert.deepStrictEqual(query(ES.last.url), { format: 'json_patch' });
+  pollSSE(`${url}?format=merge_patch`, { EventSource: ES, format: 'snapshot' });
+  assert.deepStrictEqual(query(ES.last.url), { format: 'snapshot' });
+});
+
+// Patch events whose data is not of the format asked for (strings are sent as they are,
+// so '"x"' is the JSON string x): each closes the stream and opens a clean one.
+const wrongPatches = {
+  json_patch: [{}, { a: 1 }, '"x"', 3, null, true],
+  merge_patch: [[], [1], [{ op: 'replace', path: '', value: [] }], '"x"', 3, null, false],
+  snapshot: [[], [{ op: 'add', path: '/b', value: 1 }], {}, { b: 1 }, '"x"', null],
+};
+
+for (const [format, patches] of Object.entries(wrongPatches)) {
+  test(`${format}: a patch not of the format is refused, and a clean stream restores`, () => {
+    for (const [i, patch] of patches.entries()) {
+      ES.reset();
+      const { live, changes, es } = open(i % 2 ? { format } : {}, i % 2 ? url : `${url}?format=${format}`);
+      es.open();
+      es.send('snapshot', [1, 2], 'v1');
+      es.send('patch', patch, 'v2');
+      assert.equal(es.readyState, ES.CLOSED, `${JSON.stringify(patch)} was taken in ${format}`);
+      assert.equal(ES.instances.length, 2);
+      assert.deepStrictEqual(query(ES.last.url), { format }, 'the new stream resumes');
+      assert.deepStrictEqual(live.document, [1, 2]);
+      assert.equal(live.version, 'v1');
+      ES.last.open();
+      ES.last.send('snapshot', [], 'v2');
+      assert.deepStrictEqual(live.document, []);
+      assert.equal(live.version, 'v2');
+      assert.deepStrictEqual(
+        changes.map((c) => `${c.type} ${c.id}`),
+        ['snapshot v1', 'snapshot v2'],
+      );
+    }
+  });
+}
+
+test('merge_patch: the root changes kind by snapshots; object patches merge', () => {
+  const { live, es } = open({ format: 'merge_patch' });
+  es.open();
+  const steps = [
+    ['snapshot', { a: 1, list: [1, 2] }, { a: 1, list: [1, 2] }],
+    ['patch', { a: null, list: [] }, { list: [] }],
+    ['snapshot', [1, 2], [1, 2]],
+    ['snapshot', [], []],
+    ['snapshot', '"x"', 'x'],
+    ['snapshot', {}, {}],
+    ['patch', { b: { c: [1] } }, { b: { c: [1] } }],
+    ['snapshot', null, null],
+  ];
+  for (const [i, [type, data, doc]] of steps.entries()) {
+    es.send(type, data, `v${i}`);
+    assert.deepStrictEqual(live.document, doc, `after ${type} ${JSON.stringify(data)}`);
+    assert.equal(live.version, `v${i}`);
+  }
+  assert.equal(ES.instances.length, 1);
 });
 
 test('snapshot then patches keep the document', () => {
@@ -87,7 +150,7 @@ test('a native reconnect keeps the document and resumes with a patch', () => {
   es.drop();
   assert.equal(live.status.connection, 'connecting');
   assert.deepStrictEqual(live.document, { n: 2 }, 'the document was reset on a reconnect');
-  assert.deepStrictEqual(es.requests.at(-1), { url, lastEventId: 'v2' });
+  assert.deepStrictEqual(es.requests.at(-1), { url: `${url}?format=json_patch`, lastEventId: 'v2' });
   es.open();
   es.send('patch', [{ op: 'replace', path: '/n', value: 5 }], 'v5');
   assert.deepStrictEqual(live.document, { n: 5 });
