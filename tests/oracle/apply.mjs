@@ -23,12 +23,18 @@ function applyEvent(doc, ev) {
     return data;
   }
   if (ev.event === 'patch' && ev.format === 'json_patch') {
+    if (!Array.isArray(data)) throw new Error('a json_patch patch that is not an RFC 6902 array');
     // Validate each operation and patch the document in place, as a client holding its
     // state does: with mutateDocument false fast-json-patch first clones the document
     // through JSON.stringify, which turns 1e400 (Infinity) into null and -0 into 0.
     return jsonpatch.applyPatch(doc, data, true, true).newDocument;
   }
   if (ev.event === 'patch' && ev.format === 'merge_patch') {
+    // A merge_patch patch event is always an object: json-merge-patch, as RFC 7386 says,
+    // would take an array or a scalar as the new document, where other clients do not.
+    if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+      throw new Error('a merge_patch patch that is not an RFC 7386 object');
+    }
     return mergePatch.apply(doc, data);
   }
   throw new Error(`unknown event ${ev.event} in format ${ev.format}`);
