@@ -59,9 +59,10 @@ type Handler struct {
 	// makes its loop poll now.
 	Poke string `json:"poke,omitempty"`
 	// Format is the change format of clients that do not choose one with `?format=`:
-	// json_patch (RFC 6902 patches), merge_patch (RFC 7386 merge patches, or a snapshot
-	// when a merge patch cannot express a change) or snapshot (the whole document on
-	// every change). Default: json_patch.
+	// json_patch (RFC 6902 patch arrays), merge_patch (RFC 7386 merge patch objects, or a
+	// snapshot when a merge patch cannot express a change, as when the document's root is
+	// or becomes an array or a scalar) or snapshot (the whole document on every change).
+	// Default: json_patch.
 	Format string `json:"format,omitempty"`
 	// Select is an RFC 6901 JSON pointer to the part of the upstream document that is
 	// streamed and served. While it does not resolve, clients get an `upstream` event and

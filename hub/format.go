@@ -14,7 +14,8 @@ const (
 	// JSONPatch sends each change as a `patch` event holding an RFC 6902 JSON Patch.
 	JSONPatch Format = iota
 	// MergePatch sends each change as a `patch` event holding an RFC 7386 JSON Merge
-	// Patch, or as a `snapshot` when a merge patch cannot express it.
+	// Patch, always an object, or as a `snapshot` when a merge patch cannot express it:
+	// the root is or becomes an array or a scalar, or a member becomes null.
 	MergePatch
 	// Snapshot sends the whole document as a `snapshot` event on each change.
 	Snapshot
