@@ -40,6 +40,10 @@ var sequenceOptions = []struct {
 		ArrayKeys: []diff.ArrayKey{{Pointer: "/items", Member: "id"}}}},
 	{"keys and ignore by index", diff.Options{Ignore: []string{"/*/0/id", "/a/*"},
 		ArrayKeys: []diff.ArrayKey{{Pointer: "/*", Member: "id"}}}},
+	{"select an element", diff.Options{Select: "/items/1", Ignore: []string{"/items/1/id"},
+		ArrayKeys: []diff.ArrayKey{{Pointer: "/items/1/*", Member: "id"}}}},
+	{"keys whose member is ignored", diff.Options{Ignore: []string{"/items/*/id"},
+		ArrayKeys: []diff.ArrayKey{{Pointer: "/items", Member: "id"}}}},
 }
 
 // stream is a Tracker under test and the options it was made with.
@@ -159,6 +163,9 @@ func applyMerge(doc, merge []byte) ([]byte, error) {
 // sameCanonical checks that got, the output of an applier, is the document want, a
 // version's JSON, byte for byte once parsed from scratch into canonical form.
 func sameCanonical(got, want []byte) error {
+	if bytes.Equal(got, want) {
+		return nil // canonical already
+	}
 	v, err := diff.Parse(got)
 	if err != nil {
 		return fmt.Errorf("the applier's output %.300q: %v", got, err)
@@ -276,7 +283,7 @@ func sequenceRun() (count, length int) {
 	if testing.Short() {
 		return 40, 50
 	}
-	return 420, 50
+	return 340, 50
 }
 
 // TestOracleSequences runs seeded random sequences under every option set and checks
