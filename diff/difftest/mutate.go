@@ -19,7 +19,7 @@ type site struct {
 
 // sites lists every value of the document v, the root first.
 func sites(v *value) []site {
-	var out []site
+	out := make([]site, 0, size(v))
 	var walk func(v *value, parent int, tok string, depth int)
 	walk = func(v *value, parent int, tok string, depth int) {
 		at := len(out)
