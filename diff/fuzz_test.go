@@ -1,8 +1,11 @@
 package diff_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -68,4 +71,81 @@ func taken(t *testing.T, tr *diff.Tracker, body []byte, prev *diff.Version, err 
 		t.Fatalf("Update(%q) failed but moved the current version", body)
 	}
 	return false
+}
+
+// Bounds on one input of FuzzSequence, so that each stays quick.
+const (
+	maxFuzzBodies  = 16
+	maxScriptSteps = 24
+)
+
+// bodySeparator separates the bodies of FuzzSequence's input: RFC 7464's record
+// separator, which no JSON text holds unescaped.
+const bodySeparator = 0x1e
+
+// FuzzSequence streams a run of bodies under one of sequenceOptions (chosen by opt) and
+// checks every step as the sequence oracle does, with both appliers for each patch. The
+// run is the bodies in bodies, separated by 0x1E, then those that a difftest.Script
+// makes from the last of them with choices: structure-aware mutations such as inserts,
+// removals and moves in arrays, elements and members repeated, numbers and strings
+// spelt otherwise, keyed arrays, and bodies that are not JSON part way through.
+func FuzzSequence(f *testing.F) {
+	for _, in := range sequenceSeeds() {
+		f.Add(in.opt, in.bodies, in.choices)
+	}
+	f.Fuzz(func(t *testing.T, opt uint8, bodies, choices []byte) {
+		o := sequenceOptions[int(opt)%len(sequenceOptions)]
+		s, err := newStream(o.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.thorough = true
+		var seen [][]byte
+		step := func(body []byte, what string) {
+			seen = append(seen, body)
+			if _, err := s.step(body); err != nil {
+				t.Fatalf("options %q, step %d (%s): %v\nbodies:\n%s", o.name, len(seen)-1, what, err, quoteAll(seen))
+			}
+		}
+		given := bytes.Split(bodies, []byte{bodySeparator})
+		for _, body := range given[:min(len(given), maxFuzzBodies)] {
+			step(body, "given")
+		}
+		sc := difftest.NewScript(given[len(given)-1], choices)
+		for range maxScriptSteps {
+			body, what, ok := sc.Next()
+			if !ok {
+				break
+			}
+			step(body, what)
+		}
+	})
+}
+
+func quoteAll(bodies [][]byte) string {
+	var b strings.Builder
+	for i, body := range bodies {
+		fmt.Fprintf(&b, "  %d: %q\n", i, body)
+	}
+	return b.String()
+}
+
+type sequenceSeed struct {
+	opt             uint8
+	bodies, choices []byte
+}
+
+// sequenceSeeds are FuzzSequence's seeds besides testdata/fuzz: seeded random
+// sequences under every option set, with choices for the script to go on with.
+func sequenceSeeds() []sequenceSeed {
+	var out []sequenceSeed
+	for i := range sequenceOptions {
+		sq := difftest.RandomSequence(99, i, 6)
+		choices := make([]byte, 64)
+		for j := range choices {
+			choices[j] = byte(j*37 + i*11)
+		}
+		out = append(out, sequenceSeed{uint8(i), bytes.Join(sq.Bodies, []byte{bodySeparator}), choices})
+	}
+	return out
 }

@@ -11,7 +11,7 @@ import (
 // longest run of elements still in order, then the changes inside matched elements. It
 // reports false, having done nothing, when some element has no scalar key or a key
 // repeats; the arrays are then compared by position.
-func (w *walker) keyed(a, b *node, keys ruleSet, key string) bool {
+func (w *walker) keyed(a, b *node, s scope, key string) bool {
 	oldKeys, oldAt, ok := elementKeys(a, key)
 	if !ok {
 		return false
@@ -24,7 +24,7 @@ func (w *walker) keyed(a, b *node, keys ruleSet, key string) bool {
 	w.place(b, kept, newKeys, oldAt, newAt)
 	for i, k := range newKeys {
 		if j, ok := oldAt[k]; ok {
-			w.element(a.kids[j], b.kids[i], keys, i)
+			w.element(a.kids[j], b.kids[i], s, i)
 		}
 	}
 	return true

@@ -716,3 +716,25 @@ func TestSelectKeepsOutTheRest(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestArrayKeyAddressesTheUpstreamDocument checks that an array_key pointer with an array
+// index names the upstream element at that index when ignore leaves out an element
+// before it: a move in that array is one move, and the array after it is compared by
+// position.
+func TestArrayKeyAddressesTheUpstreamDocument(t *testing.T) {
+	t.Parallel()
+	tr := mustTracker(t, diff.Options{Ignore: []string{"/lists/0"}, ArrayKeys: []diff.ArrayKey{{Pointer: "/lists/1", Member: "id"}}})
+	first, _ := mustUpdate(t, tr, []byte(`{"lists":[[0],[{"id":1},{"id":2},{"id":3}],[{"id":5},{"id":6},{"id":7}]]}`))
+	moved := []byte(`{"lists":[[0],[{"id":3},{"id":1},{"id":2}],[{"id":5},{"id":6},{"id":7}]]}`)
+	ch, changed := mustUpdate(t, tr, moved)
+	if err := checkStep(first.Version, tr.Current(), nil, ch, changed); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(ch.Patch); got != `[{"op":"move","path":"/lists/0/0","from":"/lists/0/2"}]` {
+		t.Fatalf("a move in the keyed upstream array /lists/1 made %s", got)
+	}
+	ch, _ = mustUpdate(t, tr, []byte(`{"lists":[[0],[{"id":3},{"id":1},{"id":2}],[{"id":7},{"id":5},{"id":6}]]}`))
+	if ops := decodeOps(t, ch.Patch); len(ops) != 3 || ops[0]["op"] != "replace" {
+		t.Fatalf("the upstream array /lists/2, not keyed, was matched by key: %s", ch.Patch)
+	}
+}

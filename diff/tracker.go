@@ -180,7 +180,7 @@ func (t *Tracker) curJSON() []byte {
 // changes returns the JSON Patch from a to b, and what the merge patch is built from.
 func (t *Tracker) changes(a, b *node) ([]byte, *lazyMerge) {
 	t.w.ops, t.w.path = t.w.ops[:0], t.w.path[:0]
-	t.w.walk(a, b, t.keys, t.rootKey)
+	t.w.walk(a, b, scope{keys: t.keys, ignore: t.rules.ignore}, t.rootKey)
 	return appendPatch(nil, t.w.ops), &lazyMerge{ops: slices.Clone(t.w.ops), doc: b}
 }
 

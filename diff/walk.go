@@ -9,9 +9,9 @@ type walker struct {
 	path []byte
 }
 
-// walk adds the operations from a to b at the current path. keys are the array_key
-// rules that reach below it; key is the key member when b is an array to match by key.
-func (w *walker) walk(a, b *node, keys ruleSet, key string) {
+// walk adds the operations from a to b at the current path. s holds the rules that reach
+// below it; key is the key member when b is an array to match by key.
+func (w *walker) walk(a, b *node, s scope, key string) {
 	if a == b {
 		return
 	}
@@ -19,10 +19,10 @@ func (w *walker) walk(a, b *node, keys ruleSet, key string) {
 	case a.kind != b.kind:
 		w.emit(opReplace, b)
 	case b.kind == kindObject:
-		w.objects(a, b, keys)
+		w.objects(a, b, s)
 	case b.kind == kindArray:
-		if key == "" || !w.keyed(a, b, keys, key) {
-			w.arrays(a, b, keys)
+		if key == "" || !w.keyed(a, b, s, key) {
+			w.arrays(a, b, s)
 		}
 	case a.text != b.text:
 		w.emit(opReplace, b)
@@ -43,7 +43,7 @@ func (w *walker) at(tok string, fn func()) {
 
 func (w *walker) index(i int, fn func()) { w.at(strconv.Itoa(i), fn) }
 
-func (w *walker) objects(a, b *node, keys ruleSet) {
+func (w *walker) objects(a, b *node, s scope) {
 	i, j := 0, 0
 	for i < len(a.keys) || j < len(b.keys) {
 		switch {
@@ -54,7 +54,7 @@ func (w *walker) objects(a, b *node, keys ruleSet) {
 			w.at(b.keys[j], func() { w.emit(opAdd, b.kids[j]) })
 			j++
 		default:
-			sub, ended := keys.member(b.keys[j])
+			sub, ended := s.member(b.keys[j])
 			w.at(b.keys[j], func() { w.walk(a.kids[i], b.kids[j], sub, memberOf(ended)) })
 			i++
 			j++
@@ -71,7 +71,7 @@ func memberOf(r *rule) string {
 
 // arrays compares arrays by position, after the common head and tail, so that one
 // element inserted or removed anywhere is one operation.
-func (w *walker) arrays(a, b *node, keys ruleSet) {
+func (w *walker) arrays(a, b *node, s scope) {
 	n, m := len(a.kids), len(b.kids)
 	head := 0
 	for head < n && head < m && equal(a.kids[head], b.kids[head]) {
@@ -84,7 +84,7 @@ func (w *walker) arrays(a, b *node, keys ruleSet) {
 	am, bm := n-head-tail, m-head-tail
 	common := min(am, bm)
 	for k := head; k < head+common; k++ {
-		w.element(a.kids[k], b.kids[k], keys, k)
+		w.element(a.kids[k], b.kids[k], s, k)
 	}
 	for k := head + common; k < head+bm; k++ {
 		w.index(k, func() { w.emit(opAdd, b.kids[k]) })
@@ -95,10 +95,10 @@ func (w *walker) arrays(a, b *node, keys ruleSet) {
 }
 
 // element walks the elements a and b at index i of the new array.
-func (w *walker) element(a, b *node, keys ruleSet, i int) {
+func (w *walker) element(a, b *node, s scope, i int) {
 	if a == b {
 		return
 	}
-	sub, ended := keys.element(i)
+	sub, ended := s.element(i)
 	w.index(i, func() { w.walk(a, b, sub, memberOf(ended)) })
 }

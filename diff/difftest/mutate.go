@@ -2,31 +2,57 @@ package difftest
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
-// site is one value of a document, with its JSON Pointer and depth.
+// site is one value of a document, with its depth and where it lies.
 type site struct {
-	v     *value
-	path  string
-	depth int
+	v      *value
+	depth  int
+	parent int    // the index in the list of sites of the value's parent, or -1
+	tok    string // the value's reference token in its parent
 }
 
 // sites lists every value of the document v, the root first.
 func sites(v *value) []site {
-	var out []site
-	var walk func(v *value, path string, depth int)
-	walk = func(v *value, path string, depth int) {
-		out = append(out, site{v: v, path: path, depth: depth})
+	out := make([]site, 0, size(v))
+	var walk func(v *value, parent int, tok string, depth int)
+	walk = func(v *value, parent int, tok string, depth int) {
+		at := len(out)
+		out = append(out, site{v: v, depth: depth, parent: parent, tok: tok})
 		for i, e := range v.elems {
-			walk(e, fmt.Sprintf("%s/%d", path, i), depth+1)
+			walk(e, at, strconv.Itoa(i), depth+1)
 		}
 		for _, m := range v.members {
-			walk(m.val, path+"/"+escapeToken(m.key), depth+1)
+			walk(m.val, at, m.key, depth+1)
 		}
 	}
-	walk(v, "", 0)
+	walk(v, -1, "", 0)
 	return out
+}
+
+// path returns the JSON Pointer of the site at index i of all.
+func path(all []site, i int) string {
+	if all[i].parent < 0 {
+		return ""
+	}
+	return path(all, all[i].parent) + "/" + escapeToken(all[i].tok)
+}
+
+// size returns how many values the document v holds.
+func size(v *value) int {
+	n := 1
+	for _, e := range v.elems {
+		n += size(e)
+	}
+	for _, m := range v.members {
+		n += size(m.val)
+	}
+	return n
 }
 
 func escapeToken(s string) string {
@@ -62,17 +88,7 @@ var mutations = []mutation{
 // mutate applies one random mutation to the document v, at its root about one time in
 // ten, and describes it as "<mutation> <pointer>".
 func (g *gen) mutate(v *value) string {
-	all := sites(v)
-	for {
-		s := all[0]
-		if !g.chance(0.1) {
-			s = pick(g, all)
-		}
-		m := pick(g, mutations)
-		if m.apply(g, s) {
-			return fmt.Sprintf("%s %q", m.name, s.path)
-		}
-	}
+	return g.mutateWith(v, mutations)
 }
 
 // mutReplace replaces the value by a random one, often of another type.
@@ -235,5 +251,187 @@ func mutRespell(g *gen, s site) bool {
 		t += pick(g, []string{".0", "e0", "E+0", ".000"})
 	}
 	s.v.text = t
+	return true
+}
+
+// sequenceMutations are the mutations of sequences: those of pairs, and those that test
+// how a new document reuses the parse of the last one: elements equal to another by
+// their bytes or in part, repeated object members, strings spelt with escapes or with
+// invalid UTF-8, arrays keyed by an id member (some without valid keys), nested arrays.
+var sequenceMutations = append(mutations[:len(mutations):len(mutations)],
+	mutation{"duplicate-element", mutDuplicateElement},
+	mutation{"near-duplicate", mutNearDuplicate},
+	mutation{"duplicate-member", mutDuplicateMember},
+	mutation{"escape", mutEscape},
+	mutation{"invalid-utf8", mutInvalidUTF8},
+	mutation{"keyed-array", mutKeyedArray},
+	mutation{"nest", mutNest},
+)
+
+// mutateWith applies one of ms to the document v, as mutate does.
+func (g *gen) mutateWith(v *value, ms []mutation) string {
+	all := sites(v)
+	for {
+		i := 0
+		if !g.chance(0.1) {
+			i = g.intn(len(all))
+		}
+		m := pick(g, ms)
+		if m.apply(g, all[i]) {
+			return fmt.Sprintf("%s %q", m.name, path(all, i))
+		}
+	}
+}
+
+// where returns an index of an array of n elements at which to insert: the front, the
+// middle, the end, or anywhere.
+func (g *gen) where(n int) int {
+	return pick(g, []int{0, n / 2, n, g.intn(n + 1)})
+}
+
+// mutDuplicateElement inserts a copy of an element of an array: two elements then have
+// the same bytes.
+func mutDuplicateElement(g *gen, s site) bool {
+	if s.v.kind != kindArray || len(s.v.elems) == 0 {
+		return false
+	}
+	e := pick(g, s.v.elems).clone()
+	s.v.elems = slices.Insert(s.v.elems, g.where(len(s.v.elems)), e)
+	return true
+}
+
+// mutNearDuplicate inserts a copy of an element of an array with one change inside it:
+// the two are equal in part, and share most of their bytes.
+func mutNearDuplicate(g *gen, s site) bool {
+	if s.v.kind != kindArray || len(s.v.elems) == 0 {
+		return false
+	}
+	e := pick(g, s.v.elems).clone()
+	g.mutate(e)
+	s.v.elems = slices.Insert(s.v.elems, g.where(len(s.v.elems)), e)
+	return true
+}
+
+// mutDuplicateMember repeats the name of a member of an object, before it (the last
+// wins, so the document stays the same) or after it (the member takes a new value).
+func mutDuplicateMember(g *gen, s site) bool {
+	if s.v.kind != kindObject || len(s.v.members) == 0 {
+		return false
+	}
+	i := g.intn(len(s.v.members))
+	m := member{key: s.v.members[i].key, val: g.value(s.depth + 1)}
+	if g.chance(0.5) {
+		i++
+	}
+	s.v.members = slices.Insert(s.v.members, i, m)
+	return true
+}
+
+// mutEscape spells a string with \u escapes for some of its characters: the same
+// document in other bytes.
+func mutEscape(g *gen, s site) bool {
+	if s.v.kind != kindString || s.v.lit != "" {
+		return false
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s.v.text {
+		switch {
+		case r < 0x20 || r == '"' || r == '\\' || g.chance(0.5):
+			writeEscaped(&b, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	s.v.lit = b.String()
+	return true
+}
+
+// writeEscaped writes r as \u escapes, a surrogate pair beyond the BMP.
+func writeEscaped(b *strings.Builder, r rune) {
+	if r1, r2 := utf16.EncodeRune(r); r1 != utf8.RuneError {
+		fmt.Fprintf(b, `\u%04x\u%04X`, r1, r2)
+		return
+	}
+	fmt.Fprintf(b, `\u%04x`, r)
+}
+
+// invalidUTF8 are byte sequences that are not UTF-8: a stray continuation byte, bytes
+// never used, a truncated sequence, an encoded surrogate, an overlong encoding.
+var invalidUTF8 = []string{"\x80", "\xff", "\xfe\xff", "\xe2\x82", "\xed\xa0\x80", "\xc0\xaf"}
+
+// mutInvalidUTF8 makes a string hold bytes that are not UTF-8, which a parser replaces
+// by U+FFFD.
+func mutInvalidUTF8(g *gen, s site) bool {
+	if s.v.kind != kindString {
+		return false
+	}
+	bad := pick(g, invalidUTF8)
+	plain := fmt.Sprintf("s%d", g.intn(10))
+	s.v.text = plain + "\uFFFD"
+	s.v.lit = `"` + pick(g, []string{bad + plain, plain + bad, plain + bad + plain}) + `"`
+	return true
+}
+
+// mutKeyedArray replaces a value by an array of objects with an "id" member, as
+// array_key matches them. About one array in five has an element without a valid key:
+// an id repeated, missing, or not a scalar, or an element that is no object.
+func mutKeyedArray(g *gen, s site) bool {
+	if s.depth > maxDepth {
+		return false
+	}
+	*s.v = *g.keyedArray(s.depth)
+	return true
+}
+
+func (g *gen) keyedArray(depth int) *value {
+	v := &value{kind: kindArray, elems: []*value{}}
+	id := g.intn(5)
+	for range g.intn(maxElems + 1) {
+		id += 1 + g.intn(3)
+		el := &value{kind: kindObject, members: []member{{key: "id", val: &value{kind: kindNumber, text: fmt.Sprint(id)}}}}
+		for range g.intn(3) {
+			el.members = append(el.members, member{key: g.newKey(el), val: g.value(depth + 2)})
+		}
+		g.rng.Shuffle(len(el.members), func(i, j int) { el.members[i], el.members[j] = el.members[j], el.members[i] })
+		v.elems = append(v.elems, el)
+	}
+	if len(v.elems) > 0 && g.chance(0.2) {
+		g.spoilKey(v)
+	}
+	return v
+}
+
+// spoilKey leaves one element of a keyed array without a valid key.
+func (g *gen) spoilKey(v *value) {
+	i := g.intn(len(v.elems))
+	el := v.elems[i]
+	switch g.intn(4) {
+	case 0:
+		v.elems = slices.Insert(v.elems, g.where(len(v.elems)), el.clone())
+	case 1:
+		el.members = slices.DeleteFunc(el.members, func(m member) bool { return m.key == "id" })
+	case 2:
+		el.members = append(el.members, member{key: "id", val: &value{kind: kindArray, elems: []*value{}}})
+	default:
+		v.elems[i] = g.scalar()
+	}
+}
+
+// mutNest puts a value in an array, or replaces it by nested arrays.
+func mutNest(g *gen, s site) bool {
+	if s.depth > maxDepth {
+		return false
+	}
+	if g.chance(0.5) {
+		*s.v = value{kind: kindArray, elems: []*value{s.v.clone()}}
+		return true
+	}
+	v := value{kind: kindArray, elems: []*value{}}
+	for range 1 + g.intn(3) {
+		v.elems = append(v.elems, g.array(maxDepth-1))
+	}
+	*s.v = v
 	return true
 }

@@ -121,14 +121,20 @@ func (g *gen) str() *value {
 	return &value{kind: kindString, text: pick(g, strs)}
 }
 
-// newKey returns a key that the object v does not have yet.
+// newKey returns a key that the object v does not have yet. After a few draws it
+// counts instead, as a script's choices may run out and repeat one draw forever.
 func (g *gen) newKey(v *value) string {
-	for {
+	for range 20 {
 		k := pick(g, keys)
 		if g.chance(0.3) {
 			k = fmt.Sprintf("k%d", g.intn(1000))
 		}
 		if !v.has(k) {
+			return k
+		}
+	}
+	for i := len(v.members); ; i++ {
+		if k := fmt.Sprintf("n%d", i); !v.has(k) {
 			return k
 		}
 	}

@@ -26,6 +26,9 @@ type value struct {
 	text    string // a number's literal text or a string's content
 	elems   []*value
 	members []member
+	// lit, when set, is written instead of the value: a string spelt with escapes or
+	// invalid UTF-8, or bytes that are not JSON at all.
+	lit string
 }
 
 type member struct {
@@ -71,6 +74,10 @@ func (v *value) encode(spaced bool) []byte {
 }
 
 func (v *value) write(buf *bytes.Buffer, spaced bool) {
+	if v.lit != "" {
+		buf.WriteString(v.lit)
+		return
+	}
 	switch v.kind {
 	case kindNull:
 		buf.WriteString("null")
