@@ -41,8 +41,8 @@ func (t *Topic) join(f Format) {
 // subscribe opens the subscription of a subscriber counted by join, in format f, for a
 // client holding version lastID ("" for none).
 func (t *Topic) subscribe(lastID string, f Format) *Subscription {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.mu.RLock() // it only reads the topic: join counted the subscriber
+	defer t.mu.RUnlock()
 	s := &Subscription{t: t, format: f, next: t.head, version: lastID, ok: true}
 	s.pending = append(s.pending, t.hub.retry)
 	fr, c := t.plan(lastID, f)
