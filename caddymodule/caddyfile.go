@@ -34,7 +34,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		interval  <duration>
 //		timeout   <duration>
 //		header_up <field> <value>
-//		history   <events>
+//		history   <events> [<size>]
 //		heartbeat <duration>
 //		retry     <duration>
 //		linger    <duration>
@@ -96,7 +96,7 @@ var subdirectives = map[string]func(*Handler, *caddyfile.Dispenser) error{
 	"retry":                   func(h *Handler, d *caddyfile.Dispenser) error { return parseDuration(d, &h.Retry) },
 	"linger":                  func(h *Handler, d *caddyfile.Dispenser) error { return parseDuration(d, &h.Linger) },
 	"max_connection_lifetime": func(h *Handler, d *caddyfile.Dispenser) error { return parseDuration(d, &h.MaxConnectionLifetime) },
-	"history":                 func(h *Handler, d *caddyfile.Dispenser) error { return parsePositiveInt(d, &h.History) },
+	"history":                 (*Handler).parseHistory,
 	"max_upstreams":           func(h *Handler, d *caddyfile.Dispenser) error { return parsePositiveInt(d, &h.MaxUpstreams) },
 	"max_subscribers":         func(h *Handler, d *caddyfile.Dispenser) error { return parsePositiveInt(d, &h.MaxSubscribers) },
 	"header_up":               (*Handler).parseHeaderUp,
@@ -153,6 +153,28 @@ func parsePositiveInt(d *caddyfile.Dispenser, dst *int) error {
 		return d.Errf("%s: %q is not a positive whole number", name, v)
 	}
 	*dst = n
+	return nil
+}
+
+// parseHistory parses `history <events> [<size>]`: the versions kept for resume, and
+// the most bytes their changes may hold.
+func (h *Handler) parseHistory(d *caddyfile.Dispenser) error {
+	args := d.RemainingArgs()
+	if len(args) < 1 || len(args) > 2 {
+		return d.ArgErr()
+	}
+	n, err := strconv.Atoi(args[0])
+	if err != nil || n <= 0 {
+		return d.Errf("history: %q is not a positive whole number", args[0])
+	}
+	h.History = n
+	if len(args) == 2 {
+		size, err := humanize.ParseBytes(args[1])
+		if err != nil || size == 0 || size > math.MaxInt64 {
+			return d.Errf("history: %q is not a positive size", args[1])
+		}
+		h.HistorySize = int64(size)
+	}
 	return nil
 }
 

@@ -37,6 +37,10 @@ type Handler struct {
 	HeaderUp http.Header `json:"header_up,omitempty"`
 	// History is how many versions are kept for resume. Default: 1000.
 	History int `json:"history,omitempty"`
+	// HistorySize bounds the bytes of the changes kept for resume, per poll loop; past it
+	// the oldest versions go first, and a client holding one gets a snapshot. Default:
+	// 64 MiB.
+	HistorySize int64 `json:"history_size,omitempty"`
 	// Heartbeat is the idle time after which a comment line is sent. Default: 15s.
 	Heartbeat caddy.Duration `json:"heartbeat,omitempty"`
 	// Retry is the reconnection delay sent to clients in the `retry:` field. Default: 3s.

@@ -53,14 +53,15 @@ func (h *Handler) provisionHub(ctx caddy.Context) error {
 			history = hub.DefaultHistory
 		}
 		return pooledHub{Hub: hub.New(hub.Config{
-			History:   h.History,
-			Heartbeat: time.Duration(h.Heartbeat),
-			Retry:     time.Duration(h.Retry),
-			Linger:    time.Duration(h.Linger),
-			MaxTopics: h.MaxUpstreams,
-			Logger:    h.logger,
-			Describe:  func(key string) []zap.Field { return describeLoop(route, key) },
-			Observer:  m,
+			History:      h.History,
+			HistoryBytes: h.HistorySize,
+			Heartbeat:    time.Duration(h.Heartbeat),
+			Retry:        time.Duration(h.Retry),
+			Linger:       time.Duration(h.Linger),
+			MaxTopics:    h.MaxUpstreams,
+			Logger:       h.logger,
+			Describe:     func(key string) []zap.Field { return describeLoop(route, key) },
+			Observer:     m,
 		}), route: route, forward: h.Forward, metrics: m, redis: h.Store.redisStore(history)}, nil
 	})
 	if err != nil {
@@ -129,6 +130,7 @@ func (h *Handler) settingsKey() (string, error) {
 		Interval, Timeout        caddy.Duration
 		HeaderUp                 map[string][]string
 		History                  int
+		HistorySize              int64
 		Heartbeat, Retry, Linger caddy.Duration
 		Method, Body             string
 		Forward                  []string
@@ -139,7 +141,7 @@ func (h *Handler) settingsKey() (string, error) {
 		ArrayKeys                []ArrayKey
 		Name                     string
 		Store                    *Store
-	}{h.Upstream, h.Interval, h.Timeout, h.HeaderUp, h.History, h.Heartbeat, h.Retry, h.Linger,
+	}{h.Upstream, h.Interval, h.Timeout, h.HeaderUp, h.History, h.HistorySize, h.Heartbeat, h.Retry, h.Linger,
 		h.Method, h.Body, h.Forward, h.MaxBody, h.MaxUpstreams, h.Select, h.Ignore, h.ArrayKeys, h.Name, h.Store})
 	if err != nil {
 		return "", fmt.Errorf("hashing settings: %w", err)

@@ -55,7 +55,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, lp loop) e
 	setStreamHeaders(w.Header())
 	var hj http.Hijacker
 	if r.ProtoMajor == 1 {
-		hj = hijacker(w)
+		hj = hijacker(w, false)
 	}
 	if hj != nil {
 		// The body then ends when the connection closes, as the SSE specification
@@ -68,8 +68,9 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, lp loop) e
 }
 
 // pump writes the subscription's frames through w until the client leaves or ctx ends.
-// With hj, after the first frames it hands the connection to the hub instead, unless an
-// encoder took the response, and reports that it did.
+// With hj, after the first frames it hands the connection to the hub instead, if every
+// wrapper of w still passes bytes through unchanged (see handover.go), and reports that
+// it did.
 func (h *Handler) pump(ctx context.Context, w http.ResponseWriter, r *http.Request, sub *hub.Subscription, hj http.Hijacker) bool {
 	rc := http.NewResponseController(w)
 	for {
@@ -84,7 +85,7 @@ func (h *Handler) pump(ctx context.Context, w http.ResponseWriter, r *http.Reque
 			h.logger.Debug("writing to client", zap.String("remote", r.RemoteAddr), zap.Error(err))
 			return false
 		}
-		if hj != nil && w.Header().Get("Content-Encoding") == "" {
+		if hj != nil && hijacker(w, true) != nil {
 			if conn, _, err := hj.Hijack(); err == nil {
 				sub.Serve(h.streams, conn)
 				return true
@@ -92,24 +93,6 @@ func (h *Handler) pump(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		}
 		hj = nil
 	}
-}
-
-// hijacker returns net/http's own ResponseWriter beneath any wrappers of w, if it can
-// hand its connection over (HTTP/1.x). Once the header and the first frames went out
-// through the route, the connection is taken from it, so that the hub's shared writers
-// serve the stream and no goroutine, buffer or request state is held for it. Only a
-// stream no encoder took is handed over: an encoder sees only the first frames, so a
-// stream it encodes stays with it.
-func hijacker(w http.ResponseWriter) http.Hijacker {
-	for {
-		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			break
-		}
-		w = u.Unwrap()
-	}
-	hj, _ := w.(http.Hijacker)
-	return hj
 }
 
 // streamContext returns the context of a stream written through the ResponseWriter: it

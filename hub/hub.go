@@ -29,16 +29,20 @@ var ErrTooManyTopics = errors.New("too many poll loops")
 
 // Defaults applied by New to zero Config fields.
 const (
-	DefaultHistory   = 1000
-	DefaultHeartbeat = 15 * time.Second
-	DefaultRetry     = 3 * time.Second
-	DefaultLinger    = 30 * time.Second
+	DefaultHistory      = 1000
+	DefaultHistoryBytes = 64 << 20
+	DefaultHeartbeat    = 15 * time.Second
+	DefaultRetry        = 3 * time.Second
+	DefaultLinger       = 30 * time.Second
 )
 
 // Config holds the settings shared by all topics of a hub.
 type Config struct {
 	// History is how many versions each topic keeps for resume.
 	History int
+	// HistoryBytes bounds the bytes of the patches each topic keeps for resume; past it
+	// the oldest versions go first, and a client holding one gets a snapshot.
+	HistoryBytes int64
 	// Heartbeat is the idle time after which a comment line is sent.
 	Heartbeat time.Duration
 	// Retry is the reconnection delay announced to clients.
@@ -91,6 +95,9 @@ type Hub struct {
 	cfg      Config
 	retry    []byte // the encoded retry frame every stream starts with
 	logBytes int    // each topic's log budget: logBytes, lowered by tests
+	// onCompute, when set by tests, is called as each catch-up computation starts.
+	onCompute func(*catchUp)
+	slots     chan struct{} // catch-up computing slots: the process's, or a test's own
 
 	mu     sync.Mutex
 	topics map[string]*Topic
@@ -112,6 +119,9 @@ type Hub struct {
 func New(cfg Config) *Hub {
 	if cfg.History <= 0 {
 		cfg.History = DefaultHistory
+	}
+	if cfg.HistoryBytes <= 0 {
+		cfg.HistoryBytes = DefaultHistoryBytes
 	}
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = DefaultHeartbeat
@@ -141,6 +151,7 @@ func New(cfg Config) *Hub {
 		cfg:      cfg,
 		retry:    retryFrame(cfg.Retry),
 		logBytes: logBytes,
+		slots:    computeSlots(),
 		topics:   make(map[string]*Topic),
 		quit:     make(chan struct{}),
 	}

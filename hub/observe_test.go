@@ -57,6 +57,9 @@ func TestObserverSeesSubscribersLoopsAndResumes(t *testing.T) {
 
 	for _, id := range []string{first.id, old, "unknown"} {
 		c := subscribe(t, h, src, id)
+		if err := c.read(5 * time.Second); err != nil { // a resume counts once its frame is made
+			t.Fatal(err)
+		}
 		c.sub.Close()
 	}
 	subs, loops, resume := rec.counts()

@@ -54,9 +54,13 @@ func (s *Subscription) Serve(ctx context.Context, conn net.Conn) {
 		st.ctx, st.cancel = context.WithCancel(ctx)
 	}
 	context.AfterFunc(st.ctx, st.close)
-	st.out = append(st.out, s.pending...)
-	h.cfg.Observer.Sent(len(s.pending), size(s.pending))
-	s.pending = nil
+	owed, err := s.settle(st.ctx)
+	if err != nil {
+		st.fail(err)
+		return
+	}
+	st.out = append(st.out, owed...)
+	h.cfg.Observer.Sent(len(owed), size(owed))
 	if st.fd >= 0 {
 		st.shard = s.t.shardFor()
 	}
@@ -84,6 +88,11 @@ func (st *stream) deliver(v *view) (events, bytes int) {
 	if err == nil && len(frames) > 0 {
 		err = st.writeNow(frames)
 		events, bytes = len(frames), size(frames)
+	}
+	if err == nil && st.sub.owes() && st.state.CompareAndSwap(stateFast, stateDraining) {
+		// It fell out of the log: its catch-up is computed by a goroutine of its own,
+		// never by a shared writer.
+		go st.drain()
 	}
 	st.mu.Unlock()
 	if err != nil {
@@ -165,9 +174,17 @@ func (st *stream) flush() error {
 	return st.conn.SetWriteDeadline(time.Time{})
 }
 
-// catchUp takes into st.out the frames added to the log since the last write, or, when
-// there are none, hands the stream back to the shared writers and reports done.
+// catchUp takes into st.out the frames owed or added to the log since the last write,
+// or, when there are none, hands the stream back to the shared writers and reports done.
+// A catch-up owed is computed without st.mu: the shared writers pass over a stream that
+// is draining, and must not wait for it.
 func (st *stream) catchUp() (done bool, err error) {
+	if st.sub.owes() {
+		frames, err := st.sub.settle(st.ctx)
+		st.out = append(st.out, frames...)
+		st.sub.t.hub.cfg.Observer.Sent(len(frames), size(frames))
+		return false, err
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	t := st.sub.t

@@ -7,13 +7,20 @@ import (
 )
 
 // Subscription is one client's cursor into a topic. It is used by one goroutine.
+//
+// A client that is behind, on subscribing or after falling out of the log, is owed a
+// catch-up to the version that was current then, and reads the log on from the position
+// of that version. The catch-up is computed by the goroutine that reads, outside every
+// lock, before it reads the log.
 type Subscription struct {
 	t       *Topic
 	format  Format
 	next    uint64   // sequence number of the next frame to read
 	version string   // the version the client holds, or claims to while the topic has none
 	ok      bool     // the upstream health the client was last told; streams start healthy
-	pending [][]byte // the first frames
+	pending [][]byte // frames owed before the catch-up
+	owed    *catchUp // the catch-up owed, not computed yet
+	after   [][]byte // frames owed after the catch-up
 	buf     [][]byte // reused for the frames of each wake-up
 	closed  bool
 }
@@ -34,22 +41,26 @@ func (t *Topic) join(f Format) {
 // subscribe opens the subscription of a subscriber counted by join, in format f, for a
 // client holding version lastID ("" for none).
 func (t *Topic) subscribe(lastID string, f Format) *Subscription {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.mu.RLock() // it only reads the topic: join counted the subscriber
+	defer t.mu.RUnlock()
 	s := &Subscription{t: t, format: f, next: t.head, version: lastID, ok: true}
 	s.pending = append(s.pending, t.hub.retry)
-	fr := t.resume(lastID, f)
+	fr, c := t.plan(lastID, f)
 	if fr != nil {
 		s.pending = append(s.pending, fr)
 	}
-	if lastID != "" {
+	switch {
+	case c != nil:
+		c.resume = lastID != ""
+		s.owed = c
+	case lastID != "":
 		t.hub.cfg.Observer.Resume(t.resumeKind(lastID, fr))
 	}
 	if t.cur != nil {
 		s.version = t.cur.ID
 	}
 	if !t.status.OK {
-		s.pending = append(s.pending, t.stFrame)
+		s.after = append(s.after, t.stFrame)
 		s.ok = false
 	}
 	return s
@@ -67,16 +78,21 @@ func (s *Subscription) Next(ctx context.Context) ([][]byte, error) {
 	return frames, err
 }
 
-// wait returns the pending frames, or waits for new ones.
+// wait returns the frames owed, or waits for new ones.
 func (s *Subscription) wait(ctx context.Context) ([][]byte, error) {
-	if p := s.pending; p != nil {
-		s.pending = nil
-		return p, nil
-	}
 	for {
+		if s.owes() {
+			frames, err := s.settle(ctx)
+			if err != nil || len(frames) > 0 {
+				return frames, err
+			}
+		}
 		frames, wake, err := s.t.since(s)
 		if err != nil || len(frames) > 0 {
 			return frames, err
+		}
+		if wake == nil {
+			continue // fell out of the log: owes a catch-up
 		}
 		select {
 		case <-wake:
@@ -86,8 +102,33 @@ func (s *Subscription) wait(ctx context.Context) ([][]byte, error) {
 	}
 }
 
+// owes reports whether s has frames to send before it reads the log on.
+func (s *Subscription) owes() bool {
+	return s.pending != nil || s.owed != nil || s.after != nil
+}
+
+// settle returns the frames s owes, computing the catch-up among them now, and waiting
+// for it until ctx ends. The caller holds no lock: this may take long.
+func (s *Subscription) settle(ctx context.Context) ([][]byte, error) {
+	if c := s.owed; c != nil {
+		fr, err := s.t.frameOf(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		s.owed = nil
+		if c.resume {
+			s.t.hub.cfg.Observer.Resume(kindOf(fr))
+		}
+		s.pending = append(s.pending, fr)
+	}
+	frames := append(s.pending, s.after...)
+	s.pending, s.after = nil, nil
+	return frames, nil
+}
+
 // since returns the frames s has not read, and the channel that is closed when there are
-// more. A subscriber that fell out of the log gets one catch-up instead.
+// more. A subscriber that fell out of the log is owed one catch-up instead, and gets
+// neither frames nor a channel.
 func (t *Topic) since(s *Subscription) ([][]byte, <-chan struct{}, error) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -98,7 +139,8 @@ func (t *Topic) since(s *Subscription) ([][]byte, <-chan struct{}, error) {
 		return nil, t.wake, nil
 	}
 	if s.next < t.tail {
-		return t.catchUpFrames(s), nil, nil
+		t.catchUpFrames(s)
+		return nil, nil, nil
 	}
 	frames := s.buf[:0]
 	for s.next < t.head {
@@ -134,7 +176,7 @@ func (s *Subscription) framesIn(v *view) ([][]byte, error) {
 	case s.next > v.head:
 		return nil, nil // joined after v was read: the next pass has its frames
 	case s.next < v.base:
-		frames, _, err := s.t.since(s)
+		frames, _, err := s.t.since(s) // may leave a catch-up owed
 		return frames, err
 	}
 	frames := s.buf[:0]
@@ -151,32 +193,38 @@ func (t *Topic) resumeKind(id string, fr []byte) string {
 	switch {
 	case t.cur != nil && id == t.cur.ID:
 		return ResumeNone
-	case fr == nil || bytes.HasPrefix(fr, snapshotPrefix):
+	case fr == nil:
 		return ResumeSnapshot // with no version yet, the first one comes as a snapshot
 	default:
-		return ResumePatch
+		return kindOf(fr)
 	}
 }
 
-// catchUpFrames moves s to the head of the log. t.mu is held.
-func (t *Topic) catchUpFrames(s *Subscription) [][]byte {
-	t.hub.cfg.Observer.Slow(SlowCatchUp)
-	var frames [][]byte
-	if f := t.resume(s.version, s.format); f != nil {
-		frames = append(frames, f)
+// kindOf names the resume that catch-up frame fr makes.
+func kindOf(fr []byte) string {
+	if bytes.HasPrefix(fr, snapshotPrefix) {
+		return ResumeSnapshot
 	}
+	return ResumePatch
+}
+
+// catchUpFrames moves s to the head of the log, leaving it owing the catch-up to the
+// current version, and the upstream status when that changed. t.mu is held.
+func (t *Topic) catchUpFrames(s *Subscription) {
+	t.hub.cfg.Observer.Slow(SlowCatchUp)
+	fr, c := t.plan(s.version, s.format)
+	if fr != nil {
+		s.pending = append(s.pending, fr)
+	}
+	s.owed = c
 	if s.ok != t.status.OK {
-		frames = append(frames, t.stFrame)
+		s.after = append(s.after, t.stFrame)
 		s.ok = t.status.OK
 	}
 	if t.cur != nil {
 		s.version = t.cur.ID
 	}
 	s.next = t.head
-	if frames == nil {
-		frames = [][]byte{heartbeat}
-	}
-	return frames
 }
 
 // Close ends the subscription. The topic lingers after its last subscriber.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/pollsse/caddy-poll-sse/diff"
 )
@@ -78,9 +79,11 @@ type Topic struct {
 	shards     []*shard // the streams handed over with Serve, one shard per writer
 	dealt      atomic.Uint32
 
-	cacheMu sync.Mutex
-	snap    []byte                // snapshot frame of cur, built on first use
-	catchUp map[catchUpKey][]byte // catch-up frame to cur, by format and the version held
+	cacheMu  sync.Mutex
+	cacheVer *diff.Version         // the version the frames kept lead to: cur
+	snap     []byte                // snapshot frame of cacheVer, built on first use
+	catchUp  map[catchUpKey][]byte // catch-up frame to cacheVer, by format and the version held
+	flights  singleflight.Group    // catch-ups being computed, by catchUp.key
 }
 
 // catchUpKey identifies a cached catch-up frame.
@@ -96,7 +99,7 @@ func newTopic(h *Hub, key string) *Topic {
 		wake:   make(chan struct{}),
 		ready:  make(chan struct{}),
 		status: Status{OK: true},
-		hist:   newHistory(h.cfg.History),
+		hist:   newHistory(h.cfg.History, h.cfg.HistoryBytes),
 		last:   time.Now(),
 	}
 	return t
@@ -134,7 +137,7 @@ func (t *Topic) commit(enc *encodings) {
 	t.hist.add(v.ID, enc.ch.Patch)
 	t.cur = v
 	t.cacheMu.Lock()
-	t.snap, t.catchUp = enc.snap, nil
+	t.cacheVer, t.snap, t.catchUp = v, enc.snap, nil
 	t.cacheMu.Unlock()
 	t.append(f)
 }
@@ -238,60 +241,25 @@ func (t *Topic) heartbeat(now time.Time) {
 	}
 }
 
-// resume returns the frame in format f that brings a client holding version id to the
-// current version, or nil when there is nothing to send. t.mu is held, for reading at least.
-func (t *Topic) resume(id string, f Format) []byte {
-	if t.cur == nil || id == t.cur.ID {
-		return nil
-	}
-	t.cacheMu.Lock()
-	defer t.cacheMu.Unlock()
-	if f == Snapshot {
-		return t.snapshot()
-	}
-	key := catchUpKey{format: f, id: id}
-	if fr, ok := t.catchUp[key]; ok {
-		return fr
-	}
-	patches, ok := t.hist.patchesSince(id)
-	if !ok {
-		return t.snapshot() // not cached: unknown ids are the client's to choose
-	}
-	fr := t.catchUpFrame(diff.JoinPatches(patches), f)
-	if t.catchUp == nil {
-		t.catchUp = make(map[catchUpKey][]byte)
-	}
-	t.catchUp[key] = fr
-	return fr
-}
-
 // catchUpFrame returns the patch event in format f equivalent to joined, the RFC 6902
-// patch from a version in the history to cur, or the snapshot when that is smaller or a
-// merge patch cannot express the change. t.cacheMu is held.
-func (t *Topic) catchUpFrame(joined []byte, f Format) []byte {
+// patch from a version in the history to version to, or the snapshot when that is
+// smaller or a merge patch cannot express the change. No lock is held: it may take long.
+func (t *Topic) catchUpFrame(joined []byte, f Format, to *diff.Version) []byte {
 	patch := joined
 	if f == MergePatch {
-		merge, ok, err := diff.MergeFromPatch(joined, t.cur)
+		merge, ok, err := diff.MergeFromPatch(joined, to)
 		if err != nil {
 			t.hub.cfg.Logger.Error("building merge patch", append(t.hub.cfg.Describe(t.key), zap.Error(err))...)
 		}
 		if err != nil || !ok {
-			return t.snapshot()
+			return t.snapshotOf(to)
 		}
 		patch = merge
 	}
-	if len(patch) >= len(t.cur.JSON) {
-		return t.snapshot()
+	if len(patch) >= len(to.JSON) {
+		return t.snapshotOf(to)
 	}
-	return patchFrame(t.cur.ID, patch)
-}
-
-// snapshot returns the snapshot frame of the current version. t.cacheMu is held.
-func (t *Topic) snapshot() []byte {
-	if t.snap == nil {
-		t.snap = snapshotFrame(t.cur)
-	}
-	return t.snap
+	return patchFrame(to.ID, patch)
 }
 
 func (t *Topic) isStopped() bool {

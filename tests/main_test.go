@@ -51,10 +51,11 @@ func checkGoroutines() int {
 	return 0
 }
 
-// buildCaddy builds ./cmd/caddy of the repository that holds this directory.
+// buildCaddy builds ./cmd/caddy of the repository that holds this directory, with the
+// modules of the tests (tests/rewritemodule).
 func buildCaddy(out string) error {
 	start := time.Now()
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/caddy")
+	cmd := exec.Command("go", "build", "-tags", "pollssetest", "-o", out, "./cmd/caddy")
 	cmd.Dir = ".."
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("building caddy: %v\n%s", err, msg)

@@ -1,0 +1,182 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+
+	"github.com/pollsse/caddy-poll-sse/diff"
+)
+
+// A catchUp brings a client from the version it holds to a later one with one frame: the
+// patches between them joined, or a snapshot. Version ids are public, so anyone can ask
+// for the catch-up from any old version as often as they like, and a merge patch over
+// many versions of a large document takes a long time. So a catch-up is planned under
+// the topic's lock, which only takes references out of the history, and computed outside
+// every lock, once for all the clients that ask for it at the same time, and only a few
+// at a time in the whole process: live delivery and publishing never wait for one.
+//
+// The client is then attached at the log position where the catch-up's version was the
+// current one: the frames added while it was computed follow it from the log, so none is
+// missed and none is sent twice.
+type catchUp struct {
+	format  Format
+	from    string        // the version the client holds; "" when it gets a snapshot
+	to      *diff.Version // the version the client is brought to
+	patches [][]byte      // from the history, oldest first; nil for a snapshot
+	resume  bool          // asked for on subscribing: counted in the resume metrics
+}
+
+// catchUpCacheMax bounds the catch-up frames a topic keeps for its current version. The
+// ids that many clients hold at once are few, the last versions; those who ask for the
+// same one at the same time share one computation even when it is not kept.
+const catchUpCacheMax = 64
+
+// plan returns the frame that brings a client holding version id to the current version
+// in format f, when it is at hand, or the catch-up that computes it. Both are nil when
+// there is nothing to send. t.mu is held, for reading at least.
+func (t *Topic) plan(id string, f Format) ([]byte, *catchUp) {
+	if t.cur == nil || id == t.cur.ID {
+		return nil, nil
+	}
+	c := &catchUp{format: Snapshot, to: t.cur}
+	if f != Snapshot {
+		// Patches that together outweigh the document would be no smaller than a
+		// snapshot, and are not joined. Unknown ids are the client's to choose: they
+		// all share the snapshot.
+		if patches, ok := t.hist.patchesSince(id, len(t.cur.JSON)); ok {
+			c.format, c.from, c.patches = f, id, patches
+		}
+	}
+	if fr := t.cachedLocked(c); fr != nil {
+		return fr, nil
+	}
+	return nil, c
+}
+
+// key identifies the computation of c among the topic's.
+func (c *catchUp) key() string {
+	return c.format.String() + " " + c.to.ID + " " + c.from
+}
+
+// frameOf returns c's frame, waiting for its computation until ctx ends. Clients that ask
+// for the same catch-up at once share one computation.
+func (t *Topic) frameOf(ctx context.Context, c *catchUp) ([]byte, error) {
+	for {
+		res := t.flights.DoChan(c.key(), func() (any, error) { return t.compute(ctx, c) })
+		select {
+		case r := <-res:
+			if r.Err == nil {
+				return r.Val.([]byte), nil
+			}
+			if ctx.Err() == nil && isContextErr(r.Err) {
+				continue // the client whose call computed it left before it started
+			}
+			return nil, r.Err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// compute builds c's frame, when no other computation kept it meanwhile, in one of the
+// process's computing slots.
+func (t *Topic) compute(ctx context.Context, c *catchUp) ([]byte, error) {
+	if fr := t.cachedLocked(c); fr != nil {
+		return fr, nil
+	}
+	release, err := t.hub.acquireSlot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	if t.hub.onCompute != nil {
+		t.hub.onCompute(c)
+	}
+	var fr []byte
+	if c.from == "" {
+		fr = t.snapshotOf(c.to)
+	} else {
+		fr = t.catchUpFrame(diff.JoinPatches(c.patches), c.format, c.to)
+	}
+	t.remember(c, fr)
+	return fr, nil
+}
+
+// computeSlots bounds the catch-ups computed at once in the process to half its CPUs:
+// a crowd of clients resuming from old ids then slows resumes down, not live delivery,
+// which the other half of the CPUs keeps up. It is made on first use, after the
+// process has set GOMAXPROCS.
+var computeSlots = sync.OnceValue(func() chan struct{} {
+	return make(chan struct{}, max(runtime.GOMAXPROCS(0)/2, 1))
+})
+
+// acquireSlot waits for a computing slot until ctx ends or the hub closes, and returns
+// the function that gives it back.
+func (h *Hub) acquireSlot(ctx context.Context) (func(), error) {
+	slots := h.slots
+	select {
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-h.quit:
+		return nil, ErrClosed
+	}
+}
+
+// cachedLocked returns c's frame if it is kept.
+func (t *Topic) cachedLocked(c *catchUp) []byte {
+	t.cacheMu.Lock()
+	defer t.cacheMu.Unlock()
+	return t.cached(c)
+}
+
+// cached returns c's frame if it is kept. t.cacheMu is held.
+func (t *Topic) cached(c *catchUp) []byte {
+	if t.cacheVer != c.to {
+		return nil
+	}
+	if c.from == "" {
+		return t.snap
+	}
+	return t.catchUp[catchUpKey{format: c.format, id: c.from}]
+}
+
+// remember keeps c's frame fr while c's version is the current one.
+func (t *Topic) remember(c *catchUp, fr []byte) {
+	t.cacheMu.Lock()
+	defer t.cacheMu.Unlock()
+	if t.cacheVer != c.to {
+		return
+	}
+	if c.from == "" {
+		t.snap = fr
+		return
+	}
+	if t.catchUp == nil {
+		t.catchUp = make(map[catchUpKey][]byte)
+	}
+	if len(t.catchUp) < catchUpCacheMax {
+		t.catchUp[catchUpKey{format: c.format, id: c.from}] = fr
+	}
+}
+
+// snapshotOf returns the snapshot frame of v, kept or built.
+func (t *Topic) snapshotOf(v *diff.Version) []byte {
+	t.cacheMu.Lock()
+	snap := t.snap
+	if t.cacheVer != v {
+		snap = nil
+	}
+	t.cacheMu.Unlock()
+	if snap != nil {
+		return snap
+	}
+	return snapshotFrame(v)
+}
