@@ -218,21 +218,30 @@ func (h *Hub) start(t *Topic, src Source) {
 	h.cfg.Logger.Info("starting poll loop", h.cfg.Describe(t.key)...)
 	liveLoops.Add(1)
 	h.cfg.Observer.Loops(1)
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		defer func() {
-			if r := recover(); r != nil {
-				h.cfg.Logger.Error("poll loop panicked", append(h.cfg.Describe(t.key), zap.Any("panic", r))...)
-				h.remove(t)
-			}
-		}()
-		if r, ok := src.(Restorer); ok {
-			r.Restore(ctx, t)
+	h.wg.Go(func() { h.run(ctx, t, src) })
+}
+
+// run restores t and runs its source until ctx ends. A source that panics is logged and
+// its topic removed, so that its subscribers reconnect to a new one. Close waits for run:
+// a source must be done with everything it holds, such as a lease, when Run returns.
+func (h *Hub) run(ctx context.Context, t *Topic, src Source) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.cfg.Logger.Error("poll loop panicked", append(h.cfg.Describe(t.key), zap.Any("panic", r))...)
+			h.remove(t)
 		}
-		close(t.ready)
-		src.Run(ctx, t)
 	}()
+	restore(ctx, t, src)
+	src.Run(ctx, t)
+}
+
+// restore lets a Restorer bring t up to date, then lets t's subscribers in, even when
+// restoring panicked.
+func restore(ctx context.Context, t *Topic, src Source) {
+	defer close(t.ready)
+	if r, ok := src.(Restorer); ok {
+		r.Restore(ctx, t)
+	}
 }
 
 // remove stops t and forgets it, if it is still the topic for its key.

@@ -140,12 +140,14 @@ func (s *RedisSource) Restore(ctx context.Context, t *Topic) {
 }
 
 // Run implements Source: it competes for the lease and polls while it holds it, and
-// follows the stream.
+// follows the stream. It returns once the lease is let go, even when following panics.
 func (s *RedisSource) Run(ctx context.Context, t *Topic) {
+	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
 	wg.Go(func() { s.lead(ctx, t) })
 	s.follow(ctx, t)
-	wg.Wait()
 }
 
 // follow reads the stream until ctx ends. While Redis cannot be reached clients are told
@@ -253,8 +255,11 @@ func (s *RedisSource) hold(ctx context.Context, t *Topic) {
 	s.mu.Lock()
 	s.poller, s.added, s.addedBad = p, nil, Status{OK: true}
 	s.mu.Unlock()
-	go s.keep(hctx, cancel)
+	var keeper sync.WaitGroup
+	keeper.Go(func() { s.keep(hctx, cancel) })
 	p.Run(hctx, func(r poller.Result) { s.append(hctx, t, r) })
+	cancel()
+	keeper.Wait()
 	s.mu.Lock()
 	s.poller = nil
 	s.mu.Unlock()

@@ -102,7 +102,9 @@ func newTopic(h *Hub, key string) *Topic {
 	return t
 }
 
-// Publish adds a new version. Only the topic's source calls it.
+// Publish adds a new version. Only the topic's source calls it; once the topic has
+// stopped it does nothing, as do Fail and Recover, so that a poll ending as the topic
+// stops is dropped rather than sent to nobody.
 func (t *Topic) Publish(ch diff.Change) { t.commit(t.encode(ch)) }
 
 // encode encodes ch, outside the lock, in the formats that have subscribers.
@@ -123,6 +125,9 @@ func (t *Topic) encode(ch diff.Change) *encodings {
 func (t *Topic) commit(enc *encodings) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.stopped {
+		return
+	}
 	v := enc.ch.Version
 	f := frame{version: v.ID}
 	for i, n := range t.subsOf {
@@ -169,7 +174,7 @@ func (t *Topic) Fail(code int, reason string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := t.status
-	if !old.OK && old.Code == code && old.Reason == reason {
+	if t.stopped || !old.OK && old.Code == code && old.Reason == reason {
 		return
 	}
 	since := t.hub.cfg.Now()
@@ -186,7 +191,7 @@ func (t *Topic) Fail(code int, reason string) {
 func (t *Topic) Recover() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.status.OK {
+	if t.stopped || t.status.OK {
 		return
 	}
 	t.status = Status{OK: true}
@@ -203,7 +208,8 @@ func (t *Topic) current() *diff.Version {
 }
 
 // append adds f to the log, drops the oldest frames past logWindow or the hub's byte
-// budget, and wakes the subscribers. t.mu is held.
+// budget, and wakes the subscribers. t.mu is held, and t has not stopped: stop closed
+// the wake channel for good.
 func (t *Topic) append(f frame) {
 	if t.head-t.tail == logWindow {
 		t.evict()

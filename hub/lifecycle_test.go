@@ -1,0 +1,152 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/pollsse/caddy-poll-sse/diff"
+	"github.com/pollsse/caddy-poll-sse/hub/redistest"
+	"github.com/pollsse/caddy-poll-sse/poller"
+)
+
+// landingSource polls as fast as it can, at most maxPolls times, and when its context
+// ends lands one more poll of every kind, as a poll in flight when its topic stops does:
+// a change, a recovery and a failure with a reason of its own.
+type landingSource struct {
+	tr    *diff.Tracker
+	ended *atomic.Int64 // Run calls that returned
+}
+
+const maxPolls = 20
+
+func (s landingSource) Run(ctx context.Context, t *Topic) {
+	for i := 0; i < maxPolls && ctx.Err() == nil; i++ {
+		s.land(t, i)
+	}
+	<-ctx.Done()
+	s.land(t, maxPolls)
+	s.ended.Add(1)
+}
+
+func (s landingSource) land(t *Topic, i int) {
+	ch, changed, err := s.tr.Update([]byte(doc(i)))
+	if err != nil {
+		panic(err)
+	}
+	t.Recover()
+	if changed {
+		t.Publish(ch)
+	}
+	t.Fail(http.StatusServiceUnavailable, fmt.Sprintf("down %d", i))
+}
+
+// observedHub returns a hub that lingers for linger and beats every millisecond, and the
+// logs it writes.
+func observedHub(t *testing.T, linger time.Duration) (*Hub, *observer.ObservedLogs) {
+	core, logs := observer.New(zap.WarnLevel)
+	h := New(Config{Linger: linger, Heartbeat: time.Millisecond, Logger: zap.New(core)})
+	return h, logs
+}
+
+// checkNoPanic fails the test if a poll loop panicked.
+func checkNoPanic(t *testing.T, logs *observer.ObservedLogs) {
+	t.Helper()
+	if n := logs.FilterMessage("poll loop panicked").Len(); n > 0 {
+		t.Fatalf("%d poll loops panicked, the first: %v", n, logs.FilterMessage("poll loop panicked").All()[0].ContextMap())
+	}
+}
+
+// TestStopWhilePollsLand stops thousands of topics, by linger and by Close, while their
+// sources publish, fail, recover and are beaten, each landing one more poll of every
+// kind after it was told to stop: nothing panics, every source's Run has returned when
+// Close returns, and no goroutine is left.
+func TestStopWhilePollsLand(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	const topics = 2000
+	h, logs := observedHub(t, time.Microsecond)
+	var started, ended atomic.Int64
+	newSource := func() Source {
+		started.Add(1)
+		return landingSource{tr: new(diff.Tracker), ended: &ended}
+	}
+	for i := range topics {
+		sub, err := h.Subscribe(fmt.Sprint("k", i%50), newSource, "", JSONPatch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sub.Next(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		sub.Close() // the topic expires a microsecond later, as its source polls
+	}
+	h.Close()
+	if s, e := started.Load(), ended.Load(); s != e {
+		t.Fatalf("%d sources started, %d returned from Run when Close returned", s, e)
+	}
+	checkNoPanic(t, logs)
+}
+
+// TestRedisStopWhilePollsLand stops topics fed through Redis while their polls land:
+// nothing panics, and once Close returns every lease has been let go, so another node
+// takes the loop over at once.
+func TestRedisStopWhilePollsLand(t *testing.T) {
+	r := redistest.New(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	var n atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if i := n.Add(1); i%7 == 0 {
+			http.Error(w, "down", http.StatusBadGateway)
+		} else {
+			fmt.Fprint(w, doc(int(i)))
+		}
+	}))
+	defer up.Close()
+	client := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer client.Close()
+	store := &RedisStore{Client: client, LeaseTTL: time.Hour}
+	newPoller := func() *poller.Poller {
+		p, err := poller.New(poller.Config{URL: up.URL, Interval: time.Millisecond, Client: up.Client()})
+		if err != nil {
+			panic(err)
+		}
+		return p
+	}
+	const rounds, keys = 8, 10
+	for round := range rounds {
+		h, logs := observedHub(t, time.Millisecond)
+		for i := range keys {
+			key := fmt.Sprint("k", i)
+			sub, err := h.Subscribe(key, func() Source { return store.Source(key, newPoller, new(diff.Tracker)) }, "", JSONPatch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sub.Next(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if i%2 == 0 {
+				sub.Close() // lingers a millisecond; the others stop with Close
+			}
+		}
+		time.Sleep(time.Duration(round%5) * time.Millisecond)
+		h.Close()
+		checkNoPanic(t, logs)
+		leases, err := client.Keys(context.Background(), DefaultRedisPrefix+"lease:*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(leases) > 0 {
+			t.Fatalf("round %d: %d leases still held after Close returned", round, len(leases))
+		}
+	}
+}
