@@ -13,6 +13,7 @@ type Subscription struct {
 	next    uint64   // sequence number of the next frame to read
 	version string   // the version the client holds, or claims to while the topic has none
 	ok      bool     // the upstream health the client was last told; streams start healthy
+	down    []byte   // the failure the client was last told of, while !ok
 	pending [][]byte // the first frames
 	buf     [][]byte // reused for the frames of each wake-up
 	closed  bool
@@ -50,7 +51,7 @@ func (t *Topic) subscribe(lastID string, f Format) *Subscription {
 	}
 	if !t.status.OK {
 		s.pending = append(s.pending, t.stFrame)
-		s.ok = false
+		s.ok, s.down = false, t.stFrame
 	}
 	return s
 }
@@ -121,6 +122,7 @@ func (s *Subscription) take(frames [][]byte, f *frame) [][]byte {
 	}
 	if f.health != healthSame {
 		s.ok = f.health == healthOK
+		s.down = f.data[s.format]
 	}
 	return append(frames, f.data[s.format])
 }
@@ -165,9 +167,11 @@ func (t *Topic) catchUpFrames(s *Subscription) [][]byte {
 	if f := t.resume(s.version, s.format); f != nil {
 		frames = append(frames, f)
 	}
-	if s.ok != t.status.OK {
+	if s.ok != t.status.OK || !s.ok && !bytes.Equal(s.down, t.stFrame) {
+		// The health changed while the client was behind, or the failure did: its
+		// status, reason or start.
 		frames = append(frames, t.stFrame)
-		s.ok = t.status.OK
+		s.ok, s.down = t.status.OK, t.stFrame
 	}
 	if t.cur != nil {
 		s.version = t.cur.ID
