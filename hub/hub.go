@@ -255,10 +255,12 @@ func (h *Hub) remove(t *Topic) {
 	t.closeStreams()
 }
 
-// expire stops t if it still has no subscriber.
-func (h *Hub) expire(t *Topic) {
+// expire stops t if no subscriber joined it since it had joins and it has none. A linger
+// timer that fired as a subscriber joined may call it after that subscriber left again:
+// the topic then lingers for the timer set when it left.
+func (h *Hub) expire(t *Topic, joins uint64) {
 	h.mu.Lock()
-	idle := h.topics[t.key] == t && t.idle()
+	idle := h.topics[t.key] == t && t.idleSince(joins)
 	if idle {
 		delete(h.topics, t.key)
 	}

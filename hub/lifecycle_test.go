@@ -3,6 +3,8 @@ package hub
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -149,4 +151,94 @@ func TestRedisStopWhilePollsLand(t *testing.T) {
 			t.Fatalf("round %d: %d leases still held after Close returned", round, len(leases))
 		}
 	}
+}
+
+// TestLateLingerStopsNothing: a linger timer that fired as a subscriber joined, and
+// whose expiry runs only after that subscriber left again, leaves the topic lingering
+// for the timer set when the subscriber left.
+func TestLateLingerStopsNothing(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, Config{Linger: time.Hour})
+	src := newDocSource()
+	first := subscribe(t, h, src, "")
+	top := first.sub.t
+	joins := func() uint64 {
+		top.mu.RLock()
+		defer top.mu.RUnlock()
+		return top.joins
+	}
+	late := joins()
+	first.sub.Close() // sets a linger timer for late
+	subscribe(t, h, src, "").sub.Close()
+	h.expire(top, late) // that timer fires now
+	if top.isStopped() || h.Topics() != 1 {
+		t.Fatal("a linger timer set before the last subscriber joined stopped the topic")
+	}
+	h.expire(top, joins()) // the timer set when the last subscriber left
+	if !top.isStopped() || h.Topics() != 0 {
+		t.Fatal("the topic outlived its linger")
+	}
+}
+
+// TestServeAfterClose hands a connection to a hub that closed before it had writers:
+// the connection is closed, and no goroutine starts for it after Close.
+func TestServeAfterClose(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	h := New(Config{})
+	sub, err := h.Subscribe("k", func() Source { return newDocSource() }, "", JSONPatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	server, client := tcpPair(t)
+	sub.Serve(context.Background(), server)
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(client); err != nil {
+		t.Fatalf("the connection was not closed: %v", err)
+	}
+	if h.writers != nil {
+		t.Fatal("the hub started writers after it closed")
+	}
+}
+
+// TestServeWhileClosing serves connections as their hub closes, hundreds of times: every
+// connection is closed, nothing races, and nothing is left running.
+func TestServeWhileClosing(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	for range 300 {
+		h := New(Config{Heartbeat: time.Millisecond})
+		sub, err := h.Subscribe("k", func() Source { return newDocSource() }, "", JSONPatch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		server, client := tcpPair(t)
+		closed := make(chan struct{})
+		go func() { h.Close(); close(closed) }()
+		sub.Serve(context.Background(), server)
+		_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadAll(client); err != nil {
+			t.Fatalf("the connection was not closed: %v", err)
+		}
+		<-closed
+	}
+}
+
+// tcpPair returns both ends of a loopback TCP connection, closed when the test ends.
+func tcpPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close(); _ = server.Close() })
+	return server, client
 }

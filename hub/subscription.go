@@ -25,6 +25,7 @@ func (t *Topic) join(f Format) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.subs++
+	t.joins++
 	t.subsOf[f]++
 	if t.linger != nil {
 		t.linger.Stop()
@@ -197,6 +198,7 @@ func (s *Subscription) Close() {
 	t.subs--
 	t.subsOf[s.format]--
 	if t.subs == 0 && !t.stopped {
-		t.linger = time.AfterFunc(t.hub.cfg.Linger, func() { t.hub.expire(t) })
+		joins := t.joins
+		t.linger = time.AfterFunc(t.hub.cfg.Linger, func() { t.hub.expire(t, joins) })
 	}
 }

@@ -61,6 +61,7 @@ type Topic struct {
 	subs    int
 	subsOf  [numFormats]int // subscribers by format: a change is encoded in those in use
 	linger  *time.Timer
+	joins   uint64    // subscribers that joined so far: a linger set before the last join stops nothing
 	last    time.Time // when the last frame was added: heartbeats fill idle time
 	stopped bool
 	wake    chan struct{} // closed and replaced when a frame is added or the topic stops
@@ -310,6 +311,13 @@ func (t *Topic) idle() bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.subs == 0
+}
+
+// idleSince reports whether t has no subscriber and none joined since it had joins.
+func (t *Topic) idleSince(joins uint64) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.subs == 0 && t.joins == joins
 }
 
 func (t *Topic) stop() {
