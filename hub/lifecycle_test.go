@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -241,4 +242,61 @@ func tcpPair(t *testing.T) (server, client net.Conn) {
 	}
 	t.Cleanup(func() { _ = client.Close(); _ = server.Close() })
 	return server, client
+}
+
+// TestSubscribeWhileClosing subscribes, reads, asks for the document and leaves, from
+// several goroutines, on topics that linger a microsecond, while the hub closes, hundreds
+// of times: every call either works or says ErrClosed, nothing panics or races, and
+// nothing is left running.
+func TestSubscribeWhileClosing(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	for round := range 200 {
+		h, logs := observedHub(t, time.Microsecond)
+		var ended atomic.Int64
+		newSource := func() Source { return landingSource{tr: new(diff.Tracker), ended: &ended} }
+		errs := make(chan error, 8)
+		for g := range cap(errs) {
+			go func() { errs <- churn(h, fmt.Sprint("k", g%3), newSource) }()
+		}
+		time.Sleep(time.Duration(round%10) * 100 * time.Microsecond)
+		h.Close()
+		for range cap(errs) {
+			select {
+			case err := <-errs:
+				if !errors.Is(err, ErrClosed) {
+					t.Fatalf("round %d: %v; want ErrClosed", round, err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("round %d: a client still running 10 s after Close", round)
+			}
+		}
+		checkNoPanic(t, logs)
+	}
+}
+
+// churn subscribes to key, reads, asks for the document and leaves, until the hub says
+// ErrClosed or a call fails otherwise, at most 10,000 times.
+func churn(h *Hub, key string, newSource func() Source) error {
+	for range 10_000 {
+		sub, err := h.Subscribe(key, newSource, "", JSONPatch)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		for err == nil {
+			_, err = sub.Next(ctx)
+		}
+		cancel()
+		sub.Close()
+		if !errors.Is(err, ErrClosed) && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		ctx, cancel = context.WithTimeout(context.Background(), time.Second)
+		_, _, err = h.Document(ctx, key, newSource)
+		cancel()
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+	}
+	return errors.New("still running after 10,000 subscriptions")
 }
