@@ -300,3 +300,36 @@ func churn(h *Hub, key string, newSource func() Source) error {
 	}
 	return errors.New("still running after 10,000 subscriptions")
 }
+
+// panickyRestorer panics while restoring its topic.
+type panickyRestorer struct{ *docSource }
+
+func (panickyRestorer) Restore(context.Context, *Topic) { panic("restoring") }
+
+// TestRestorePanicLetsSubscribersIn: a source that panics while restoring is logged and
+// its topic removed at once: its subscriber is let in without waiting out restoreWait,
+// and is told the topic closed.
+func TestRestorePanicLetsSubscribersIn(t *testing.T) {
+	t.Parallel()
+	h, logs := observedHub(t, time.Hour)
+	defer h.Close()
+	start := time.Now()
+	sub, err := h.Subscribe("k", func() Source { return panickyRestorer{newDocSource()} }, "", JSONPatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if waited := time.Since(start); waited >= restoreWait/2 {
+		t.Fatalf("Subscribe waited %v for a source that panicked", waited)
+	}
+	ctx := contextWithTimeout(t, 5*time.Second)
+	for err == nil {
+		_, err = sub.Next(ctx)
+	}
+	if !errors.Is(err, ErrClosed) {
+		t.Fatalf("Next: %v; want ErrClosed", err)
+	}
+	if logs.FilterMessage("poll loop panicked").Len() != 1 {
+		t.Fatal("the panic was not logged")
+	}
+}
