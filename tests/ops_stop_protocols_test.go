@@ -194,3 +194,42 @@ func (c *caddyProc) rootCAs(t testing.TB) *x509.CertPool {
 	}
 	return pool
 }
+
+// TestOpsStopEndsDocumentWait asks for the JSON document of a loop whose first poll
+// hangs, then sends POST /stop: Caddy exits within a second, without waiting out the
+// poll's timeout.
+func TestOpsStopEndsDocumentWait(t *testing.T) {
+	t.Parallel()
+	u := newUpstream(t, map[string]any{"rev": 0})
+	u.setMode(serveHang)
+	caddy := startCaddy(t, pollSSE(u.url(), "timeout 30s"))
+	answered := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, caddy.url("/"), nil)
+		req.Header.Set("Accept", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		answered <- err
+	}()
+	if !eventually(caddyStartTimeout, func() bool { return u.count() > 0 }) {
+		t.Fatal("the loop did not poll")
+	}
+	start := time.Now()
+	if status, body, err := caddy.admin(http.MethodPost, "/stop", "", nil, nil); err != nil || status != http.StatusOK {
+		t.Logf("POST /stop: status %d, %v: %s", status, err, body)
+	}
+	if !caddy.waitExit(caddyStopTimeout) {
+		t.Fatalf("caddy did not exit within %v of POST /stop while a document request waited", caddyStopTimeout)
+	}
+	if took := time.Since(start); took > stopWithin {
+		t.Errorf("caddy took %v to exit while a document request waited, want under %v", took, stopWithin)
+	}
+	select {
+	case <-answered:
+	case <-time.After(caddyStopTimeout):
+		t.Fatal("the document request still waits after caddy exited")
+	}
+}
