@@ -333,3 +333,44 @@ func TestRestorePanicLetsSubscribersIn(t *testing.T) {
 		t.Fatal("the panic was not logged")
 	}
 }
+
+// blockingRestorer restores until its context ends.
+type blockingRestorer struct {
+	*docSource
+	restoring chan struct{} // closed when Restore has begun
+}
+
+func (s blockingRestorer) Restore(ctx context.Context, _ *Topic) {
+	close(s.restoring)
+	<-ctx.Done()
+}
+
+// TestCloseWhileRestoring closes the hub while a topic's source restores it and a
+// subscriber waits for that: the subscriber is let in at once, told the topic closed,
+// and Close returns once the source has returned.
+func TestCloseWhileRestoring(t *testing.T) {
+	t.Parallel()
+	h := New(Config{})
+	src := blockingRestorer{newDocSource(), make(chan struct{})}
+	subscribed := make(chan error, 1)
+	go func() {
+		sub, err := h.Subscribe("k", func() Source { return src }, "", JSONPatch)
+		if err == nil {
+			defer sub.Close()
+			for err == nil {
+				_, err = sub.Next(context.Background())
+			}
+		}
+		subscribed <- err
+	}()
+	<-src.restoring
+	h.Close()
+	select {
+	case err := <-subscribed:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("subscriber: %v; want ErrClosed", err)
+		}
+	case <-time.After(restoreWait / 2):
+		t.Fatal("the subscriber still waits for a restore its hub's Close ended")
+	}
+}
