@@ -374,3 +374,36 @@ func TestCloseWhileRestoring(t *testing.T) {
 		t.Fatal("the subscriber still waits for a restore its hub's Close ended")
 	}
 }
+
+// TestRedisLeaderPanicIsRecovered: a loop whose poller panics once this node holds the
+// lease is logged and removed like any loop that panics, the process goes on, and the
+// lease is let go.
+func TestRedisLeaderPanicIsRecovered(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	client := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer client.Close()
+	store := &RedisStore{Client: client, LeaseTTL: time.Hour, Prefix: "panic:"}
+	h, logs := observedHub(t, time.Hour)
+	defer h.Close()
+	newPoller := func() *poller.Poller { panic("making a poller") }
+	sub, err := h.Subscribe("k", func() Source { return store.Source("k", newPoller, new(diff.Tracker)) }, "", JSONPatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ctx := contextWithTimeout(t, 10*time.Second)
+	for err == nil {
+		_, err = sub.Next(ctx)
+	}
+	if !errors.Is(err, ErrClosed) {
+		t.Fatalf("Next: %v; want ErrClosed", err)
+	}
+	if n := logs.FilterMessage("poll loop panicked").Len(); n != 1 {
+		t.Fatalf("%d panics logged, want 1", n)
+	}
+	leases, err := client.Keys(context.Background(), "panic:lease:*").Result()
+	if err != nil || len(leases) > 0 {
+		t.Fatalf("leases held after the loop ended: %v, %v", leases, err)
+	}
+}

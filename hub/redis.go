@@ -140,13 +140,30 @@ func (s *RedisSource) Restore(ctx context.Context, t *Topic) {
 }
 
 // Run implements Source: it competes for the lease and polls while it holds it, and
-// follows the stream. It returns once the lease is let go, even when following panics.
+// follows the stream. It returns once the lease is let go, even when following panics;
+// a panic while leading ends the loop and is raised again here, where the hub recovers
+// and logs it, rather than in a goroutine nothing recovers.
 func (s *RedisSource) Run(ctx context.Context, t *Topic) {
 	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer wg.Wait()
+	var (
+		wg       sync.WaitGroup
+		panicked any
+	)
+	defer func() {
+		wg.Wait()
+		if panicked != nil {
+			panic(panicked)
+		}
+	}()
 	defer cancel()
-	wg.Go(func() { s.lead(ctx, t) })
+	wg.Go(func() {
+		defer func() {
+			if panicked = recover(); panicked != nil {
+				cancel()
+			}
+		}()
+		s.lead(ctx, t)
+	})
 	s.follow(ctx, t)
 }
 
@@ -249,23 +266,29 @@ var (
 
 // hold polls for as long as the lease is renewed, then lets it go.
 func (s *RedisSource) hold(ctx context.Context, t *Topic) {
-	hctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	defer s.release()
 	p := s.newPoller()
 	s.mu.Lock()
 	s.poller, s.added, s.addedBad = p, nil, Status{OK: true}
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.poller = nil
+		s.mu.Unlock()
+	}()
+	hctx, cancel := context.WithCancel(ctx)
 	var keeper sync.WaitGroup
 	keeper.Go(func() { s.keep(hctx, cancel) })
+	defer keeper.Wait()
+	defer cancel()
 	p.Run(hctx, func(r poller.Result) { s.append(hctx, t, r) })
-	cancel()
-	keeper.Wait()
-	s.mu.Lock()
-	s.poller = nil
-	s.mu.Unlock()
-	rctx, rcancel := context.WithTimeout(context.Background(), time.Second)
-	defer rcancel()
-	_ = releaseLease.Run(rctx, s.store.Client, []string{s.lease}, s.store.Node).Err()
+}
+
+// release lets the lease go, if this node still holds it, even once ctx has ended.
+func (s *RedisSource) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = releaseLease.Run(ctx, s.store.Client, []string{s.lease}, s.store.Node).Err()
 }
 
 // keep renews the lease every third of its TTL, and cancels the term when it cannot.
