@@ -103,6 +103,8 @@ func TestCatchUpBringsUpstreamStatus(t *testing.T) {
 				want = Status{OK: true}
 			}
 		}
+		// A heartbeat, so that every read has a frame even when no step changed anything.
+		src.do(t, func(tp *Topic) { tp.heartbeat(time.Now().Add(time.Hour)) })
 		for i, c := range clients {
 			if err := c.read(time.Second); err != nil {
 				t.Fatalf("round %d, client %d: %v", round, i, err)
