@@ -141,6 +141,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	h.streams, h.endStreams = context.WithCancel(context.Background())
 	h.servers = new(sync.Map)
+	h.watchServer(ctx)
 	return nil
 }
 

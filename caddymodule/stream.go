@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -153,8 +154,19 @@ func lastEventID(r *http.Request) string {
 	return r.URL.Query().Get("last_event_id")
 }
 
-// watchShutdown makes the server that carries r end this handler's streams as soon as it
-// begins to shut down: net/http's Shutdown would otherwise wait for them forever.
+// watchServer makes the Caddy server this handler is provisioned in end its streams as
+// soon as the server begins to shut down, over every protocol. Caddy stops a server's
+// net/http side (HTTP/1.1, HTTP/2) and its HTTP/3 side together, and calls the net/http
+// side's shutdown hooks even when it serves HTTP/3 alone; the HTTP/3 side has no hook
+// of its own, and its Shutdown, like net/http's, would wait for open streams forever.
+func (h *Handler) watchServer(ctx caddy.Context) {
+	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
+		srv.RegisterOnShutdown(h.endStreams)
+	}
+}
+
+// watchShutdown makes the net/http server that carries r end this handler's streams as
+// soon as it begins to shut down, for a handler provisioned outside a Caddy server.
 func (h *Handler) watchShutdown(r *http.Request) {
 	srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server)
 	if !ok {

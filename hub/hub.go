@@ -229,21 +229,30 @@ func (h *Hub) start(t *Topic, src Source) {
 	h.cfg.Logger.Info("starting poll loop", h.cfg.Describe(t.key)...)
 	liveLoops.Add(1)
 	h.cfg.Observer.Loops(1)
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		defer func() {
-			if r := recover(); r != nil {
-				h.cfg.Logger.Error("poll loop panicked", append(h.cfg.Describe(t.key), zap.Any("panic", r))...)
-				h.remove(t)
-			}
-		}()
-		if r, ok := src.(Restorer); ok {
-			r.Restore(ctx, t)
+	h.wg.Go(func() { h.run(ctx, t, src) })
+}
+
+// run restores t and runs its source until ctx ends. A source that panics is logged and
+// its topic removed, so that its subscribers reconnect to a new one. Close waits for run:
+// a source must be done with everything it holds, such as a lease, when Run returns.
+func (h *Hub) run(ctx context.Context, t *Topic, src Source) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.cfg.Logger.Error("poll loop panicked", append(h.cfg.Describe(t.key), zap.Any("panic", r))...)
+			h.remove(t)
 		}
-		close(t.ready)
-		src.Run(ctx, t)
 	}()
+	restore(ctx, t, src)
+	src.Run(ctx, t)
+}
+
+// restore lets a Restorer bring t up to date, then lets t's subscribers in, even when
+// restoring panicked.
+func restore(ctx context.Context, t *Topic, src Source) {
+	defer close(t.ready)
+	if r, ok := src.(Restorer); ok {
+		r.Restore(ctx, t)
+	}
 }
 
 // remove stops t and forgets it, if it is still the topic for its key.
@@ -257,10 +266,12 @@ func (h *Hub) remove(t *Topic) {
 	t.closeStreams()
 }
 
-// expire stops t if it still has no subscriber.
-func (h *Hub) expire(t *Topic) {
+// expire stops t if no subscriber joined it since it had joins and it has none. A linger
+// timer that fired as a subscriber joined may call it after that subscriber left again:
+// the topic then lingers for the timer set when it left.
+func (h *Hub) expire(t *Topic, joins uint64) {
 	h.mu.Lock()
-	idle := h.topics[t.key] == t && t.idle()
+	idle := h.topics[t.key] == t && t.idleSince(joins)
 	if idle {
 		delete(h.topics, t.key)
 	}

@@ -140,12 +140,31 @@ func (s *RedisSource) Restore(ctx context.Context, t *Topic) {
 }
 
 // Run implements Source: it competes for the lease and polls while it holds it, and
-// follows the stream.
+// follows the stream. It returns once the lease is let go, even when following panics;
+// a panic while leading ends the loop and is raised again here, where the hub recovers
+// and logs it, rather than in a goroutine nothing recovers.
 func (s *RedisSource) Run(ctx context.Context, t *Topic) {
-	var wg sync.WaitGroup
-	wg.Go(func() { s.lead(ctx, t) })
+	ctx, cancel := context.WithCancel(ctx)
+	var (
+		wg       sync.WaitGroup
+		panicked any
+	)
+	defer func() {
+		wg.Wait()
+		if panicked != nil {
+			panic(panicked)
+		}
+	}()
+	defer cancel()
+	wg.Go(func() {
+		defer func() {
+			if panicked = recover(); panicked != nil {
+				cancel()
+			}
+		}()
+		s.lead(ctx, t)
+	})
 	s.follow(ctx, t)
-	wg.Wait()
 }
 
 // follow reads the stream until ctx ends. While Redis cannot be reached clients are told
@@ -247,20 +266,29 @@ var (
 
 // hold polls for as long as the lease is renewed, then lets it go.
 func (s *RedisSource) hold(ctx context.Context, t *Topic) {
-	hctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	defer s.release()
 	p := s.newPoller()
 	s.mu.Lock()
 	s.poller, s.added, s.addedBad = p, nil, Status{OK: true}
 	s.mu.Unlock()
-	go s.keep(hctx, cancel)
+	defer func() {
+		s.mu.Lock()
+		s.poller = nil
+		s.mu.Unlock()
+	}()
+	hctx, cancel := context.WithCancel(ctx)
+	var keeper sync.WaitGroup
+	keeper.Go(func() { s.keep(hctx, cancel) })
+	defer keeper.Wait()
+	defer cancel()
 	p.Run(hctx, func(r poller.Result) { s.append(hctx, t, r) })
-	s.mu.Lock()
-	s.poller = nil
-	s.mu.Unlock()
-	rctx, rcancel := context.WithTimeout(context.Background(), time.Second)
-	defer rcancel()
-	_ = releaseLease.Run(rctx, s.store.Client, []string{s.lease}, s.store.Node).Err()
+}
+
+// release lets the lease go, if this node still holds it, even once ctx has ended.
+func (s *RedisSource) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = releaseLease.Run(ctx, s.store.Client, []string{s.lease}, s.store.Node).Err()
 }
 
 // keep renews the lease every third of its TTL, and cancels the term when it cannot.

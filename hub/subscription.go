@@ -18,6 +18,7 @@ type Subscription struct {
 	next    uint64   // sequence number of the next frame to read
 	version string   // the version the client holds, or claims to while the topic has none
 	ok      bool     // the upstream health the client was last told; streams start healthy
+	down    []byte   // the failure the client was last told of, while !ok
 	pending [][]byte // frames owed before the catch-up
 	owed    *catchUp // the catch-up owed, not computed yet
 	after   [][]byte // frames owed after the catch-up
@@ -31,6 +32,7 @@ func (t *Topic) join(f Format) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.subs++
+	t.joins++
 	t.subsOf[f]++
 	if t.linger != nil {
 		t.linger.Stop()
@@ -61,7 +63,7 @@ func (t *Topic) subscribe(lastID string, f Format) *Subscription {
 	}
 	if !t.status.OK {
 		s.after = append(s.after, t.stFrame)
-		s.ok = false
+		s.ok, s.down = false, t.stFrame
 	}
 	return s
 }
@@ -163,6 +165,7 @@ func (s *Subscription) take(frames [][]byte, f *frame) [][]byte {
 	}
 	if f.health != healthSame {
 		s.ok = f.health == healthOK
+		s.down = f.data[s.format]
 	}
 	return append(frames, f.data[s.format])
 }
@@ -217,9 +220,11 @@ func (t *Topic) catchUpFrames(s *Subscription) {
 		s.pending = append(s.pending, fr)
 	}
 	s.owed = c
-	if s.ok != t.status.OK {
+	if s.ok != t.status.OK || !s.ok && !bytes.Equal(s.down, t.stFrame) {
+		// The health changed while the client was behind, or the failure did: its
+		// status, reason or start.
 		s.after = append(s.after, t.stFrame)
-		s.ok = t.status.OK
+		s.ok, s.down = t.status.OK, t.stFrame
 	}
 	if t.cur != nil {
 		s.version = t.cur.ID
@@ -241,6 +246,7 @@ func (s *Subscription) Close() {
 	t.subs--
 	t.subsOf[s.format]--
 	if t.subs == 0 && !t.stopped {
-		t.linger = time.AfterFunc(t.hub.cfg.Linger, func() { t.hub.expire(t) })
+		joins := t.joins
+		t.linger = time.AfterFunc(t.hub.cfg.Linger, func() { t.hub.expire(t, joins) })
 	}
 }

@@ -62,6 +62,7 @@ type Topic struct {
 	subs    int
 	subsOf  [numFormats]int // subscribers by format: a change is encoded in those in use
 	linger  *time.Timer
+	joins   uint64    // subscribers that joined so far: a linger set before the last join stops nothing
 	last    time.Time // when the last frame was added: heartbeats fill idle time
 	stopped bool
 	wake    chan struct{} // closed and replaced when a frame is added or the topic stops
@@ -105,7 +106,9 @@ func newTopic(h *Hub, key string) *Topic {
 	return t
 }
 
-// Publish adds a new version. Only the topic's source calls it.
+// Publish adds a new version. Only the topic's source calls it; once the topic has
+// stopped it does nothing, as do Fail and Recover, so that a poll ending as the topic
+// stops is dropped rather than sent to nobody.
 func (t *Topic) Publish(ch diff.Change) { t.commit(t.encode(ch)) }
 
 // encode encodes ch, outside the lock, in the formats that have subscribers.
@@ -126,6 +129,9 @@ func (t *Topic) encode(ch diff.Change) *encodings {
 func (t *Topic) commit(enc *encodings) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.stopped {
+		return
+	}
 	v := enc.ch.Version
 	f := frame{version: v.ID}
 	for i, n := range t.subsOf {
@@ -172,7 +178,7 @@ func (t *Topic) Fail(code int, reason string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := t.status
-	if !old.OK && old.Code == code && old.Reason == reason {
+	if t.stopped || !old.OK && old.Code == code && old.Reason == reason {
 		return
 	}
 	since := t.hub.cfg.Now()
@@ -189,7 +195,7 @@ func (t *Topic) Fail(code int, reason string) {
 func (t *Topic) Recover() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.status.OK {
+	if t.stopped || t.status.OK {
 		return
 	}
 	t.status = Status{OK: true}
@@ -206,7 +212,8 @@ func (t *Topic) current() *diff.Version {
 }
 
 // append adds f to the log, drops the oldest frames past logWindow or the hub's byte
-// budget, and wakes the subscribers. t.mu is held.
+// budget, and wakes the subscribers. t.mu is held, and t has not stopped: stop closed
+// the wake channel for good.
 func (t *Topic) append(f frame) {
 	if t.head-t.tail == logWindow {
 		t.evict()
@@ -272,6 +279,13 @@ func (t *Topic) idle() bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.subs == 0
+}
+
+// idleSince reports whether t has no subscriber and none joined since it had joins.
+func (t *Topic) idleSince(joins uint64) bool {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.subs == 0 && t.joins == joins
 }
 
 func (t *Topic) stop() {

@@ -18,9 +18,15 @@ type writer struct {
 	wake  chan struct{}
 }
 
-// startWriters starts the hub's writers, once.
-func (h *Hub) startWriters() {
+// startWriters starts the hub's writers, once, unless the hub is closed, and reports
+// whether they run. Under h.mu they start before Close waits for them or not at all.
+func (h *Hub) startWriters() bool {
 	h.writersOnce.Do(func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.closed {
+			return
+		}
 		n := max(runtime.GOMAXPROCS(0), 1)
 		h.writers = make([]*writer, n)
 		for i := range h.writers {
@@ -29,6 +35,7 @@ func (h *Hub) startWriters() {
 			h.bg.Go(func() { w.run(h.quit) })
 		}
 	})
+	return h.writers != nil
 }
 
 // push queues sh for a pass.
@@ -171,10 +178,13 @@ func (t *Topic) view(from uint64, buf []frame) view {
 }
 
 // shardFor returns the shard a new stream joins: the topic's shards are created with
-// its first stream, and streams are dealt to them in turn.
+// its first stream, and streams are dealt to them in turn. It returns nil when the hub
+// closed before it had writers.
 func (t *Topic) shardFor() *shard {
 	h := t.hub
-	h.startWriters()
+	if !h.startWriters() {
+		return nil
+	}
 	t.shardsOnce.Do(func() {
 		shards := make([]*shard, len(h.writers))
 		for i, w := range h.writers {
