@@ -5,6 +5,7 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"strings"
@@ -56,7 +57,8 @@ type Handler struct {
 	// clients get 503. Default: 1000.
 	MaxUpstreams int `json:"max_upstreams,omitempty"`
 	// Poke is a secret: a POST to the stream URL with header `Poll-SSE-Poke: <secret>`
-	// makes its loop poll now.
+	// makes its loop poll soon. It may hold {env.*} and {file.*} placeholders, resolved
+	// when the config loads; one that does not resolve is an error.
 	Poke string `json:"poke,omitempty"`
 	// Format is the change format of clients that do not choose one with `?format=`:
 	// json_patch (RFC 6902 patches), merge_patch (RFC 7386 merge patches, or a snapshot
@@ -103,6 +105,8 @@ type Handler struct {
 	streams    context.Context
 	endStreams context.CancelFunc
 	servers    *sync.Map // *http.Server → struct{}: shutdown hooks registered
+
+	pokeDigest [sha256.Size]byte // of the resolved poke secret
 }
 
 // CaddyModule returns the Caddy module information.
@@ -126,6 +130,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.MaxUpstreams = defaultMaxUpstreams
 	}
 	if err := h.provisionPoll(); err != nil {
+		return err
+	}
+	if err := h.provisionPoke(); err != nil {
 		return err
 	}
 	if err := h.provisionShape(); err != nil {
