@@ -190,9 +190,27 @@ func (s *Subscription) Close() {
 	s.closed = true
 	t.hub.subs.Add(-1)
 	t.hub.cfg.Observer.Subscribers(-1)
+	t.leaveLocked(s.format)
+}
+
+// leave uncounts a subscriber in format f that join counted.
+func (t *Topic) leave(f Format) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.leaveLocked(f)
+}
+
+// leaveLocked is leave with t.mu held. After the last subscriber the topic lingers: for
+// the hub's Linger, or BriefLinger at most while it has no document yet.
+func (t *Topic) leaveLocked(f Format) {
 	t.subs--
-	t.subsOf[s.format]--
-	if t.subs == 0 && !t.stopped {
-		t.linger = time.AfterFunc(t.hub.cfg.Linger, func() { t.hub.expire(t) })
+	t.subsOf[f]--
+	if t.subs > 0 || t.stopped {
+		return
 	}
+	linger := t.hub.cfg.Linger
+	if t.cur == nil {
+		linger = min(linger, BriefLinger)
+	}
+	t.linger = time.AfterFunc(linger, func() { t.hub.expire(t) })
 }
