@@ -27,6 +27,7 @@ type pooledHub struct {
 	forward []string
 	metrics *routeMetrics
 	redis   *hub.RedisStore // nil for the memory store
+	clients *clientLoops
 }
 
 func (p pooledHub) Destruct() error {
@@ -48,6 +49,7 @@ func (h *Handler) provisionHub(ctx caddy.Context) error {
 	route := h.routeName()
 	val, _, err := hubs.LoadOrNew(key, func() (caddy.Destructor, error) {
 		m := newRouteMetrics(route)
+		clients := newClientLoops()
 		history := h.History
 		if history <= 0 {
 			history = hub.DefaultHistory
@@ -61,13 +63,14 @@ func (h *Handler) provisionHub(ctx caddy.Context) error {
 			Logger:    h.logger,
 			Describe:  func(key string) []zap.Field { return describeLoop(route, key) },
 			Observer:  m,
-		}), route: route, forward: h.Forward, metrics: m, redis: h.Store.redisStore(history)}, nil
+			Stopped:   clients.stopped,
+		}), route: route, forward: h.Forward, metrics: m, redis: h.Store.redisStore(history), clients: clients}, nil
 	})
 	if err != nil {
 		return err
 	}
 	p := val.(pooledHub)
-	h.hub, h.hubKey, h.metrics, h.redis = p.Hub, key, p.metrics, p.redis
+	h.hub, h.hubKey, h.metrics, h.redis, h.clients = p.Hub, key, p.metrics, p.redis, p.clients
 	h.hub.SetMaxSubscribers(h.MaxSubscribers)
 	h.hub.SetMaxLifetime(time.Duration(h.MaxConnectionLifetime))
 	return nil
