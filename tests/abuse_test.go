@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -157,5 +159,54 @@ func TestJSONGetsAreNotSubscribers(t *testing.T) {
 	resp, err := getAs(ctx, client, c.url("/"), "127.0.0.1", "text/event-stream")
 	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("second stream: %v, %v; want 503 with Retry-After", statusOf(resp), err)
+	}
+}
+
+// TestExpandedURLsNotShown opens loops whose upstream URLs hold a user id in the path and
+// a token in the query, both from the request, one of them failing upstream: neither
+// value appears in GET /poll_sse/loops nor in the module's logs, which show the template
+// with the placeholder's name.
+func TestExpandedURLsNotShown(t *testing.T) {
+	t.Parallel()
+	rec := newRecorder(t, nil)
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "down", http.StatusInternalServerError)
+	}))
+	defer failing.Close()
+	site := "poll_sse /ok/* " + rec.srv.URL + "/api/users/{http.request.uri.path.1}?token={http.request.uri.query.token} {\n\tname ok\n\tinterval 100ms\n}\n" +
+		"poll_sse /down/* " + failing.URL + "/api/users/{http.request.uri.path.1} {\n\tname down\n\tinterval 100ms\n}"
+	c := startCaddy(t, site)
+	secrets := []string{"alice-4711", "t0k3n-0815", "bob-2342"}
+	ok := dialSSE(t, c.url("/ok/alice-4711"), withRawQuery("token=t0k3n-0815"))
+	checkStreamHeaders(t, ok.resp)
+	ok.waitFor([]byte(`{"ok":true}`), 5*time.Second)
+	down := dialSSE(t, c.url("/down/bob-2342"))
+	checkStreamHeaders(t, down.resp)
+	down.waitEvent("upstream", 5*time.Second, isUpstream(t, func(s upstreamStatus) bool { return !s.OK }))
+
+	ls, body := loops(t, c)
+	want := map[string]string{
+		"ok":   rec.srv.URL + "/api/users/{http.request.uri.path.1}?token=REDACTED",
+		"down": failing.URL + "/api/users/{http.request.uri.path.1}",
+	}
+	for route, upstream := range want {
+		got := routeLoops(ls, route)
+		if len(got) != 1 || got[0].Upstream != upstream {
+			t.Errorf("loops of route %s: %v; want one with upstream %s", route, got, upstream)
+		}
+	}
+	logs := strings.Join(moduleLogs(c.stderr.String()), "\n")
+	for _, secret := range secrets {
+		if strings.Contains(body, secret) {
+			t.Errorf("GET /poll_sse/loops shows %q: %s", secret, body)
+		}
+		if strings.Contains(logs, secret) {
+			t.Errorf("the module's logs show %q:\n%s", secret, logs)
+		}
+	}
+	for _, msg := range []string{"starting poll loop", "upstream failing"} {
+		if !strings.Contains(logs, msg) || !strings.Contains(logs, "{http.request.uri.path.1}") {
+			t.Errorf("no %q log line naming the placeholder:\n%s", msg, logs)
+		}
 	}
 }
