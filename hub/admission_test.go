@@ -2,6 +2,7 @@ package hub
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -93,8 +94,9 @@ func TestStoppedCalledOncePerTopic(t *testing.T) {
 }
 
 // TestBriefLingerBeforeFirstDocument checks that a topic whose last subscriber left
-// before its first document stops after BriefLinger, not the hub's Linger, while a topic
-// that had a document lingers the whole Linger.
+// before its first poll answered stops after BriefLinger, not the hub's Linger, while a
+// topic that had a document, or whose upstream failed (its backoff goes on), lingers the
+// whole Linger.
 func TestBriefLingerBeforeFirstDocument(t *testing.T) {
 	t.Parallel()
 	h := newHub(t, Config{Linger: time.Hour})
@@ -107,13 +109,18 @@ func TestBriefLingerBeforeFirstDocument(t *testing.T) {
 	c := subscribeKey(t, h, "full", full)
 	full.send(t, doc(1))
 	c.waitDoc(t, doc(1))
+	failing := newDocSource()
+	f := subscribeKey(t, h, "failing", failing)
+	failing.send(t, "<html>")
+	f.waitEvent(t, "upstream", reasonNotJSON)
 	left := time.Now()
 	sub.Close()
 	c.sub.Close()
+	f.sub.Close()
 	deadline := left.Add(BriefLinger + 5*time.Second)
-	for ks := keys(h); len(ks) != 1 || ks[0] != "full"; ks = keys(h) {
+	for ks := keys(h); len(ks) != 2 || slices.Contains(ks, "empty"); ks = keys(h) {
 		if time.Now().After(deadline) {
-			t.Fatalf("topics %v after BriefLinger; want only the one with a document", ks)
+			t.Fatalf("topics %v after BriefLinger; want the one with a document and the failing one", ks)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -40,7 +40,7 @@ const (
 )
 
 // BriefLinger is how long a topic lingers, at most, when its last subscriber leaves
-// before its first document: a client that opened a loop and left at once keeps it
+// before its first poll answered: a client that opened a loop and left at once keeps it
 // polling no longer than this.
 const BriefLinger = time.Second
 

@@ -201,7 +201,10 @@ func (t *Topic) leave(f Format) {
 }
 
 // leaveLocked is leave with t.mu held. After the last subscriber the topic lingers: for
-// the hub's Linger, or BriefLinger at most while it has no document yet.
+// the hub's Linger, or BriefLinger at most while no poll has answered yet. A topic whose
+// upstream failed keeps the whole Linger although it has no document: its source's backoff,
+// and any Retry-After the upstream asked for, go on protecting the upstream from the
+// clients that come back, which a new topic would poll at once.
 func (t *Topic) leaveLocked(f Format) {
 	t.subs--
 	t.subsOf[f]--
@@ -209,7 +212,7 @@ func (t *Topic) leaveLocked(f Format) {
 		return
 	}
 	linger := t.hub.cfg.Linger
-	if t.cur == nil {
+	if t.cur == nil && t.status.OK {
 		linger = min(linger, BriefLinger)
 	}
 	t.linger = time.AfterFunc(linger, func() { t.hub.expire(t) })
