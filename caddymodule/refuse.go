@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -31,5 +32,5 @@ func (h *Handler) unavailable(w http.ResponseWriter, err error) error {
 // loops than max_loops_per_client.
 func (h *Handler) tooManyClientLoops(w http.ResponseWriter, err error) error {
 	h.setRetryAfter(w)
-	return caddyhttp.Error(http.StatusTooManyRequests, err)
+	return caddyhttp.Error(http.StatusTooManyRequests, fmt.Errorf("client runs max_loops_per_client (%d) loops: %w", h.MaxLoopsPerClient, err))
 }
