@@ -85,7 +85,7 @@ func liveLoops() []loopInfo {
 func (p pooledHub) describe(ls hub.LoopStatus) loopInfo {
 	li := loopInfo{
 		Route:       p.route,
-		Upstream:    redactURL(loopURL(ls.Key)),
+		Upstream:    p.upstream,
 		Forward:     append([]string{}, p.forward...),
 		Subscribers: ls.Subscribers,
 		Version:     ls.Version,

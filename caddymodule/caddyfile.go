@@ -43,6 +43,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		forward   <field...>
 //		max_body  <size>
 //		max_upstreams <n>
+//		max_loops_per_client <n>
 //		poke      <secret>
 //		format    json_patch|merge_patch|snapshot
 //		select    <json-pointer>
@@ -99,6 +100,7 @@ var subdirectives = map[string]func(*Handler, *caddyfile.Dispenser) error{
 	"history":                 (*Handler).parseHistory,
 	"max_upstreams":           func(h *Handler, d *caddyfile.Dispenser) error { return parsePositiveInt(d, &h.MaxUpstreams) },
 	"max_subscribers":         func(h *Handler, d *caddyfile.Dispenser) error { return parsePositiveInt(d, &h.MaxSubscribers) },
+	"max_loops_per_client":    func(h *Handler, d *caddyfile.Dispenser) error { return parsePositiveInt(d, &h.MaxLoopsPerClient) },
 	"header_up":               (*Handler).parseHeaderUp,
 	"method":                  func(h *Handler, d *caddyfile.Dispenser) error { return parseMethod(d, &h.Method) },
 	"body":                    func(h *Handler, d *caddyfile.Dispenser) error { return parseString(d, &h.Body) },

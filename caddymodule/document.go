@@ -45,8 +45,10 @@ func (h *Handler) serveDocument(w http.ResponseWriter, r *http.Request, lp loop)
 	switch {
 	case errors.Is(err, hub.ErrTooManyTopics):
 		return tooManyLoops(w, err)
+	case errors.Is(err, hub.ErrNoSource):
+		return h.tooManyClientLoops(w, err)
 	case err != nil:
-		return caddyhttp.Error(http.StatusServiceUnavailable, err)
+		return h.unavailable(w, err)
 	case v == nil:
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadGateway)

@@ -5,6 +5,7 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"strings"
@@ -59,8 +60,14 @@ type Handler struct {
 	// MaxUpstreams caps the distinct poll loops live on this route; beyond it new
 	// clients get 503. Default: 1000.
 	MaxUpstreams int `json:"max_upstreams,omitempty"`
+	// MaxLoopsPerClient caps the running poll loops one client address may have started
+	// on this route, counted by the client IP Caddy determines (see the server's
+	// trusted_proxies), an IPv6 address by its /64; beyond it the client gets 429 with
+	// Retry-After. Joining a running loop is always allowed. Default: 32.
+	MaxLoopsPerClient int `json:"max_loops_per_client,omitempty"`
 	// Poke is a secret: a POST to the stream URL with header `Poll-SSE-Poke: <secret>`
-	// makes its loop poll now.
+	// makes its loop poll soon. It may hold {env.*} and {file.*} placeholders, resolved
+	// when the config loads; one that does not resolve is an error.
 	Poke string `json:"poke,omitempty"`
 	// Format is the change format of clients that do not choose one with `?format=`:
 	// json_patch (RFC 6902 patch arrays), merge_patch (RFC 7386 merge patch objects, or a
@@ -108,6 +115,9 @@ type Handler struct {
 	streams    context.Context
 	endStreams context.CancelFunc
 	servers    *sync.Map // *http.Server → struct{}: shutdown hooks registered
+
+	pokeDigest [sha256.Size]byte // of the resolved poke secret
+	clients    *clientLoops      // the running loops each client started, kept with the hub
 }
 
 // CaddyModule returns the Caddy module information.
@@ -130,7 +140,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.MaxUpstreams == 0 {
 		h.MaxUpstreams = defaultMaxUpstreams
 	}
+	if h.MaxLoopsPerClient == 0 {
+		h.MaxLoopsPerClient = defaultMaxLoopsPerClient
+	}
 	if err := h.provisionPoll(); err != nil {
+		return err
+	}
+	if err := h.provisionPoke(); err != nil {
 		return err
 	}
 	if err := h.provisionShape(); err != nil {
@@ -195,6 +211,9 @@ func (h *Handler) Validate() error {
 	}
 	if h.History < 0 {
 		return fmt.Errorf("history must not be negative")
+	}
+	if h.MaxLoopsPerClient < 0 {
+		return fmt.Errorf("max_loops_per_client must not be negative")
 	}
 	if err := h.Store.validate(); err != nil {
 		return err

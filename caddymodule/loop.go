@@ -45,10 +45,14 @@ func (h *Handler) loopFor(r *http.Request) (loop, error) {
 	}
 	shape := h.shape
 	key := url + " " + digest
+	newSource := func() hub.Source { return newPollSource(cfg, shape) }
 	if rs := h.redis; rs != nil {
-		return loop{key: key, newSource: func() hub.Source { return newRedisSource(rs, key, cfg, shape) }}, nil
+		newSource = func() hub.Source { return newRedisSource(rs, key, cfg, shape) }
 	}
-	return loop{key: key, newSource: func() hub.Source { return newPollSource(cfg, shape) }}, nil
+	if h.clients != nil {
+		newSource = h.clients.limit(clientAddress(r), h.MaxLoopsPerClient, newSource)
+	}
+	return loop{key: key, newSource: newSource}, nil
 }
 
 // forwarded returns the client headers named by forward, and a digest of them.

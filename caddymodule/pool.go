@@ -27,6 +27,9 @@ type pooledHub struct {
 	forward []string
 	metrics *routeMetrics
 	redis   *hub.RedisStore // nil for the memory store
+	clients *clientLoops
+	// upstream is the route's upstream URL as logs and the admin API show it.
+	upstream string
 }
 
 func (p pooledHub) Destruct() error {
@@ -46,8 +49,10 @@ func (h *Handler) provisionHub(ctx caddy.Context) error {
 		return err
 	}
 	route := h.routeName()
+	upstream := redactURL(h.Upstream)
 	val, _, err := hubs.LoadOrNew(key, func() (caddy.Destructor, error) {
 		m := newRouteMetrics(route)
+		clients := newClientLoops()
 		history := h.History
 		if history <= 0 {
 			history = hub.DefaultHistory
@@ -60,15 +65,16 @@ func (h *Handler) provisionHub(ctx caddy.Context) error {
 			Linger:       time.Duration(h.Linger),
 			MaxTopics:    h.MaxUpstreams,
 			Logger:       h.logger,
-			Describe:     func(key string) []zap.Field { return describeLoop(route, key) },
+			Describe:     func(string) []zap.Field { return describeLoop(route, upstream) },
 			Observer:     m,
-		}), route: route, forward: h.Forward, metrics: m, redis: h.Store.redisStore(history)}, nil
+			Stopped:      clients.stopped,
+		}), route: route, forward: h.Forward, metrics: m, redis: h.Store.redisStore(history), clients: clients, upstream: upstream}, nil
 	})
 	if err != nil {
 		return err
 	}
 	p := val.(pooledHub)
-	h.hub, h.hubKey, h.metrics, h.redis = p.Hub, key, p.metrics, p.redis
+	h.hub, h.hubKey, h.metrics, h.redis, h.clients = p.Hub, key, p.metrics, p.redis, p.clients
 	h.hub.SetMaxSubscribers(h.MaxSubscribers)
 	h.hub.SetMaxLifetime(time.Duration(h.MaxConnectionLifetime))
 	return nil
@@ -86,39 +92,50 @@ func (h *Handler) routeName() string {
 	return u.Scheme + "://" + u.Host
 }
 
-// describeLoop returns the log fields of the loop with key: the route and the upstream
-// with its credentials redacted. The digest of forwarded values is left out.
-func describeLoop(route, key string) []zap.Field {
-	return []zap.Field{zap.String("route", route), zap.String("upstream", redactURL(loopURL(key)))}
+// describeLoop returns the log fields of a loop: the route and its upstream, upstream
+// being the redacted URL template (see redactURL). Nothing that a request put into the
+// loop's URL or headers is logged: not a placeholder's value, not the digest of forwarded
+// values.
+func describeLoop(route, upstream string) []zap.Field {
+	return []zap.Field{zap.String("route", route), zap.String("upstream", upstream)}
 }
 
-// loopURL returns the upstream URL of a loop key (see loop.key).
-func loopURL(key string) string {
-	u, _, _ := strings.Cut(key, " ")
-	return u
-}
-
-// redactURL hides the credentials a URL may carry: the userinfo password and every query
-// value.
+// redactURL returns the configured upstream URL as logs and the admin API show it: its
+// path as written, with any placeholder by its name and never a value, the userinfo
+// password hidden, and every query value REDACTED, since configured values may be
+// credentials and placeholder values come from requests. The fragment is left out.
 func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		u, err = url.Parse(strings.NewReplacer("{", "", "}", "").Replace(raw))
-	}
-	if err != nil {
+	rest, _, _ := strings.Cut(raw, "#")
+	rest, query, hasQuery := strings.Cut(rest, "?")
+	scheme, after, ok := strings.Cut(rest, "://")
+	if !ok {
 		return "(unparsable upstream URL)"
 	}
-	if u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	authority, path, hasPath := strings.Cut(after, "/")
+	if at := strings.LastIndexByte(authority, '@'); at >= 0 {
+		if user, _, hasPassword := strings.Cut(authority[:at], ":"); hasPassword {
+			authority = user + ":xxxxx" + authority[at:]
 		}
 	}
-	q := u.Query()
-	for k := range q {
-		q[k] = []string{"REDACTED"}
+	out := scheme + "://" + authority
+	if hasPath {
+		out += "/" + path
 	}
-	u.RawQuery = q.Encode()
-	return u.String()
+	if hasQuery {
+		out += "?" + redactQuery(query)
+	}
+	return out
+}
+
+// redactQuery keeps the names of a raw query and replaces every value with REDACTED.
+func redactQuery(query string) string {
+	var pairs []string
+	for pair := range strings.SplitSeq(query, "&") {
+		if name, _, _ := strings.Cut(pair, "="); name != "" {
+			pairs = append(pairs, name+"=REDACTED")
+		}
+	}
+	return strings.Join(pairs, "&")
 }
 
 // settingsKey identifies a hub by everything that shapes its loops and streams. It is a

@@ -33,6 +33,9 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, lp loop) e
 	if errors.Is(err, hub.ErrTooManyTopics) || errors.Is(err, hub.ErrTooManySubscribers) {
 		return h.overCapacity(w, err)
 	}
+	if errors.Is(err, hub.ErrNoSource) {
+		return h.tooManyClientLoops(w, err)
+	}
 	if errors.Is(err, hub.ErrClosed) {
 		// This handler is being replaced by a reload, or stopped. An EventSource gives up
 		// for good on an error status but retries a dropped connection, after which the
@@ -40,7 +43,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, lp loop) e
 		panic(http.ErrAbortHandler)
 	}
 	if err != nil {
-		return caddyhttp.Error(http.StatusServiceUnavailable, err)
+		return h.unavailable(w, err)
 	}
 	h.watchShutdown(r)
 	handedOver := false

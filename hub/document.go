@@ -10,14 +10,16 @@ import (
 // newSource if it is not running and waiting, until ctx ends, for its first poll. When the
 // upstream is failing and there is no document yet, it returns nil and the failing
 // status. The topic then lingers as after any subscriber, so clients that poll this way
-// are answered from the kept document without an upstream request of their own.
+// are answered from the kept document without an upstream request of their own. Callers
+// are not subscribers: they keep the topic running while they wait, but do not count
+// against SetMaxSubscribers.
 func (h *Hub) Document(ctx context.Context, key string, newSource func() Source) (*diff.Version, Status, error) {
-	sub, err := h.Subscribe(key, newSource, "", JSONPatch)
+	t, err := h.join(key, newSource, JSONPatch, false)
 	if err != nil {
 		return nil, Status{}, err
 	}
-	defer sub.Close()
-	t := sub.t
+	defer t.leave(JSONPatch)
+	t.waitReady()
 	for {
 		v, st, wake, err := t.document()
 		if err != nil || v != nil || !st.OK {

@@ -27,6 +27,10 @@ var ErrClosed = errors.New("hub closed")
 // ErrTooManyTopics is returned by Subscribe when a new topic would exceed Config.MaxTopics.
 var ErrTooManyTopics = errors.New("too many poll loops")
 
+// ErrNoSource is returned by Subscribe and Document when their newSource declines to
+// start a topic by returning nil, such as for a client that started too many.
+var ErrNoSource = errors.New("no source for a new poll loop")
+
 // Defaults applied by New to zero Config fields.
 const (
 	DefaultHistory      = 1000
@@ -35,6 +39,11 @@ const (
 	DefaultRetry        = 3 * time.Second
 	DefaultLinger       = 30 * time.Second
 )
+
+// BriefLinger is how long a topic lingers, at most, when its last subscriber leaves
+// before its first poll answered: a client that opened a loop and left at once keeps it
+// polling no longer than this.
+const BriefLinger = time.Second
 
 // Config holds the settings shared by all topics of a hub.
 type Config struct {
@@ -64,6 +73,9 @@ type Config struct {
 	Describe func(key string) []zap.Field
 	// Observer is told what the hub does, for metrics; nil means nobody is.
 	Observer Observer
+	// Stopped, when set, is called once for each topic that stops, with its key and
+	// source. It is called with the topic locked: it must be quick and not call the hub.
+	Stopped func(key string, src Source)
 }
 
 // MaxLoops caps the poll loops running at once in the process, over all hubs. A client
@@ -147,6 +159,9 @@ func New(cfg Config) *Hub {
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
 	}
+	if cfg.Stopped == nil {
+		cfg.Stopped = func(string, Source) {}
+	}
 	return &Hub{
 		cfg:      cfg,
 		retry:    retryFrame(cfg.Retry),
@@ -157,15 +172,15 @@ func New(cfg Config) *Hub {
 	}
 }
 
-// Subscribe joins the topic for key, starting it with newSource if it is not running.
-// lastEventID is the version the client holds ("" for none); the subscription's first
+// Subscribe joins the topic for key, starting it with newSource if it is not running;
+// a newSource that returns nil refuses the new topic (ErrNoSource). lastEventID is the version the client holds ("" for none); the subscription's first
 // frames bring the client from there to the current version. Changes reach the client in
 // format.
 func (h *Hub) Subscribe(key string, newSource func() Source, lastEventID string, format Format) (*Subscription, error) {
 	if format < 0 || format >= numFormats {
 		return nil, fmt.Errorf("subscribing: %v is not a format", format)
 	}
-	t, err := h.join(key, newSource, format)
+	t, err := h.join(key, newSource, format, true)
 	if err != nil {
 		return nil, err
 	}
@@ -177,14 +192,15 @@ func (h *Hub) Subscribe(key string, newSource func() Source, lastEventID string,
 const restoreWait = 5 * time.Second
 
 // join counts a subscriber of the topic for key, starting the topic with newSource if it
-// is not running.
-func (h *Hub) join(key string, newSource func() Source, format Format) (*Topic, error) {
+// is not running. A stream is a subscriber of the hub too, subject to its cap; a caller
+// that only waits for a document is not.
+func (h *Hub) join(key string, newSource func() Source, format Format, stream bool) (*Topic, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, ErrClosed
 	}
-	if limit := h.maxSubs.Load(); limit > 0 && h.subs.Load() >= limit {
+	if limit := h.maxSubs.Load(); stream && limit > 0 && h.subs.Load() >= limit {
 		return nil, ErrTooManySubscribers
 	}
 	t, ok := h.topics[key]
@@ -192,13 +208,19 @@ func (h *Hub) join(key string, newSource func() Source, format Format) (*Topic, 
 		if h.cfg.MaxTopics > 0 && len(h.topics) >= h.cfg.MaxTopics || liveLoops.Load() >= MaxLoops {
 			return nil, ErrTooManyTopics
 		}
+		src := newSource()
+		if src == nil {
+			return nil, ErrNoSource
+		}
 		t = newTopic(h, key)
 		h.topics[key] = t
 		h.beatsOnce.Do(func() { h.bg.Go(h.beats) })
-		h.start(t, newSource())
+		h.start(t, src)
 	}
-	h.subs.Add(1)
-	h.cfg.Observer.Subscribers(1)
+	if stream {
+		h.subs.Add(1)
+		h.cfg.Observer.Subscribers(1)
+	}
 	t.join(format)
 	return t, nil
 }

@@ -58,7 +58,7 @@ func TestObserverSeesSubscribersLoopsAndResumes(t *testing.T) {
 	held := map[string]string{first.id: padded(2), old: padded(1), "unknown": "{}"}
 	for _, id := range []string{first.id, old, "unknown"} {
 		c := subscribe(t, h, src, id)
-		c.doc = []byte(held[id]) // what a client resuming from id holds
+		c.doc = []byte(held[id])                        // what a client resuming from id holds
 		if err := c.read(5 * time.Second); err != nil { // a resume counts once its frame is made
 			t.Fatal(err)
 		}

@@ -243,10 +243,31 @@ func (s *Subscription) Close() {
 	s.closed = true
 	t.hub.subs.Add(-1)
 	t.hub.cfg.Observer.Subscribers(-1)
+	t.leaveLocked(s.format)
+}
+
+// leave uncounts a subscriber in format f that join counted.
+func (t *Topic) leave(f Format) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.leaveLocked(f)
+}
+
+// leaveLocked is leave with t.mu held. After the last subscriber the topic lingers: for
+// the hub's Linger, or BriefLinger at most while no poll has answered yet. A topic whose
+// upstream failed keeps the whole Linger although it has no document: its source's backoff,
+// and any Retry-After the upstream asked for, go on protecting the upstream from the
+// clients that come back, which a new topic would poll at once.
+func (t *Topic) leaveLocked(f Format) {
 	t.subs--
-	t.subsOf[s.format]--
-	if t.subs == 0 && !t.stopped {
-		joins := t.joins
-		t.linger = time.AfterFunc(t.hub.cfg.Linger, func() { t.hub.expire(t, joins) })
+	t.subsOf[f]--
+	if t.subs > 0 || t.stopped {
+		return
 	}
+	linger := t.hub.cfg.Linger
+	if t.cur == nil && t.status.OK {
+		linger = min(linger, BriefLinger)
+	}
+	joins := t.joins
+	t.linger = time.AfterFunc(linger, func() { t.hub.expire(t, joins) })
 }

@@ -298,6 +298,7 @@ func (t *Topic) stop() {
 	t.cancel()
 	liveLoops.Add(-1)
 	t.hub.cfg.Observer.Loops(-1)
+	t.hub.cfg.Stopped(t.key, t.source)
 	if t.linger != nil {
 		t.linger.Stop()
 	}

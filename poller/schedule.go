@@ -22,32 +22,59 @@ type realClock struct{}
 func (realClock) Now() time.Time                         { return time.Now() }
 func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
+// MinPokeGap is the shortest time between the start of a poll and the start of a poll that
+// a poke brings forward: however often a loop is poked, pokes add at most one poll per
+// MinPokeGap.
+const MinPokeGap = 100 * time.Millisecond
+
+// pause is the wait before the next poll.
+type pause struct {
+	d time.Duration // the scheduled wait
+	// pokeAfter is the earliest, counted like d, that a poke may end the wait; ignored
+	// when hold is set.
+	pokeAfter time.Duration
+	// hold keeps pokes from shortening the wait: after a failure the backoff, and the
+	// upstream's Retry-After, are kept whatever the pokes.
+	hold bool
+}
+
 // Run polls until ctx ends, calling fn with each result on Run's goroutine; a poll never
 // overlaps the previous one. The first poll waits a start jitter in [0, min(Interval, 1s)/4).
 // After a success (304 included) the next poll starts Interval after the previous one
 // started, at once if that has passed. After the n-th consecutive failure it waits a random
 // time in [d/2, d], d = min(Interval·2^n, MaxBackoff), but never less than Interval nor than
-// the upstream's Retry-After on a 429 or 503. Poke interrupts any wait. Run starts without
-// remembered validators or failures, and is called once per Poller.
+// the upstream's Retry-After on a 429 or 503. A poke ends the start jitter, or the wait
+// after a success once MinPokeGap has passed since the previous poll started; it never
+// shortens the wait after a failure. Run starts without remembered validators or failures,
+// and is called once per Poller.
 func (p *Poller) Run(ctx context.Context, fn func(Result)) {
 	p.forget()
 	p.setFailures(0)
-	wait := p.startJitter()
-	for p.sleep(ctx, wait) {
+	next := pause{d: p.startJitter()}
+	for p.sleep(ctx, next) {
+		p.takePoke() // this poll serves the pokes that came before it
 		res := p.Poll(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		fn(res)
-		wait = p.nextWait(res)
+		next = p.nextPause(res)
 	}
 }
 
-// Poke makes Run poll at once, interrupting any wait. It never blocks: pokes that arrive
-// while a poll is in flight, or together, make one extra poll.
+// Poke asks Run to poll soon; see Run for when. It never blocks: pokes that arrive while
+// a poll is in flight, or together, make one extra poll.
 func (p *Poller) Poke() {
 	select {
 	case p.poke <- struct{}{}:
+	default:
+	}
+}
+
+// takePoke consumes a pending poke, if any.
+func (p *Poller) takePoke() {
+	select {
+	case <-p.poke:
 	default:
 	}
 }
@@ -60,41 +87,62 @@ func (p *Poller) Backoff() (failures int, next time.Time) {
 	return p.failures, p.next
 }
 
-// sleep waits d, or less if poked, and reports whether ctx is still alive.
-func (p *Poller) sleep(ctx context.Context, d time.Duration) bool {
-	d = max(d, 0)
-	p.mu.Lock()
-	p.next = p.cfg.Clock.Now().Add(d)
-	p.mu.Unlock()
+// sleep waits as w says, and reports whether ctx is still alive.
+func (p *Poller) sleep(ctx context.Context, w pause) bool {
+	d := max(w.d, 0)
+	start := p.cfg.Clock.Now()
+	p.setNext(start.Add(d))
 	if d == 0 {
-		// The poll about to start serves any pending poke.
-		select {
-		case <-p.poke:
-		default:
-		}
 		return ctx.Err() == nil
+	}
+	timer := p.cfg.Clock.After(d)
+	var pokes chan struct{}
+	if !w.hold {
+		pokes = p.poke
 	}
 	select {
 	case <-ctx.Done():
 		return false
-	case <-p.poke:
+	case <-timer:
 		return true
-	case <-p.cfg.Clock.After(d):
+	case <-pokes:
+	}
+	rest := w.pokeAfter - p.cfg.Clock.Now().Sub(start)
+	if rest <= 0 {
+		return ctx.Err() == nil
+	}
+	var early <-chan time.Time // nil when the scheduled poll comes first anyway
+	if w.pokeAfter < d {
+		early = p.cfg.Clock.After(rest)
+		p.setNext(start.Add(w.pokeAfter))
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer:
+		return true
+	case <-early:
 		return true
 	}
 }
 
-// nextWait returns the wait before the poll after res, counted from res's end.
-func (p *Poller) nextWait(res Result) time.Duration {
+func (p *Poller) setNext(t time.Time) {
+	p.mu.Lock()
+	p.next = t
+	p.mu.Unlock()
+}
+
+// nextPause returns the pause before the poll after res, counted from res's end.
+func (p *Poller) nextPause(res Result) pause {
 	if res.Err == nil {
 		p.setFailures(0)
-		return p.cfg.Interval - res.Duration
+		return pause{d: p.cfg.Interval - res.Duration, pokeAfter: MinPokeGap - res.Duration}
 	}
 	p.mu.Lock()
 	p.failures++
 	n := p.failures
 	p.mu.Unlock()
-	return max(p.backoff(n), res.RetryAfter)
+	return pause{d: max(p.backoff(n), res.RetryAfter), hold: true}
 }
 
 func (p *Poller) setFailures(n int) {

@@ -205,25 +205,140 @@ func TestRunHonoursRetryAfter(t *testing.T) {
 	}
 }
 
-func TestPokeInterruptsBackoff(t *testing.T) {
+// TestPokeWaitsOutFailures checks that pokes never shorten the wait after a failure: not
+// the backoff after a 500, not the Retry-After of a 429 or 503. The poll at the end of
+// the wait serves them, and adds no extra poll of its own.
+func TestPokeWaitsOutFailures(t *testing.T) {
 	t.Parallel()
-	srv, n := scriptServer(t, nil, 500, 500, 500)
-	clk := newFakeClock()
-	p := newPoller(t, Config{URL: srv.URL, Interval: time.Second, Clock: clk, Rand: constRand(1)})
+	tests := []struct {
+		name   string
+		status int
+		header http.Header
+		wait   time.Duration
+	}{
+		{"backoff after 500", 500, nil, 2 * time.Second},
+		{"429 Retry-After", 429, http.Header{"Retry-After": {"5"}}, 5 * time.Second},
+		{"503 Retry-After", 503, http.Header{"Retry-After": {"30"}}, 30 * time.Second},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv, n := scriptServer(t, tc.header, tc.status)
+			clk := newFakeClock()
+			p := newPoller(t, Config{URL: srv.URL, Interval: time.Second, Clock: clk, Rand: constRand(1)})
+			results := runLoop(t, p)
+			clk.next(t).fire <- clk.now // start jitter
+			nextResult(t, results)
+			w := clk.next(t)
+			if w.d != tc.wait {
+				t.Fatalf("wait after %d: %v; want %v", tc.status, w.d, tc.wait)
+			}
+			for range 1000 {
+				p.Poke()
+			}
+			select {
+			case extra := <-clk.waits:
+				t.Fatalf("a poke during the wait asked for another wait of %v", extra.d)
+			case r := <-results:
+				t.Fatalf("a poke during the wait made a poll: %+v", r)
+			case <-time.After(200 * time.Millisecond):
+			}
+			if got := n.Load(); got != 1 {
+				t.Fatalf("%d requests before the wait ended; want 1", got)
+			}
+			w.fire <- clk.now
+			nextResult(t, results)
+			if next := clk.next(t); next.d != time.Second {
+				t.Fatalf("after the poll that ended the wait, a wait of %v; want the interval, 1s", next.d)
+			}
+			if got := n.Load(); got != 2 {
+				t.Fatalf("%d requests; want 2", got)
+			}
+		})
+	}
+}
+
+// TestPokeKeepsMinPokeGap checks, with a fake clock, that a poke after a success brings
+// the next poll forward to MinPokeGap after the previous poll started, and no sooner.
+func TestPokeKeepsMinPokeGap(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		step time.Duration // each reading of the clock moves it on by step
+		wait time.Duration // the wait a poke leads to; 0: the poll starts at once
+	}{
+		// The clock stands still: the poke comes right after the poll.
+		{"at once", 0, MinPokeGap},
+		// Poll from +40ms to +80ms, the wait starts at +120ms and the poke is seen at
+		// +160ms: MinPokeGap after the poll started is 20ms later.
+		{"part of the gap passed", 40 * time.Millisecond, 20 * time.Millisecond},
+		// The poll alone took MinPokeGap.
+		{"gap passed", MinPokeGap, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv, n := scriptServer(t, nil)
+			clk := newFakeClock()
+			p := newPoller(t, Config{URL: srv.URL, Interval: time.Hour, Clock: clk, Rand: constRand(0)})
+			clk.step = tc.step
+			results := runLoop(t, p)
+			nextResult(t, results) // start jitter 0: polled at once
+			long := clk.next(t)
+			if long.d != time.Hour-tc.step {
+				t.Fatalf("wait after the poll %v; want %v", long.d, time.Hour-tc.step)
+			}
+			p.Poke()
+			if tc.wait > 0 {
+				w := clk.next(t)
+				if w.d != tc.wait {
+					t.Fatalf("poke led to a wait of %v; want %v", w.d, tc.wait)
+				}
+				for range 100 {
+					p.Poke()
+				}
+				if got := n.Load(); got != 1 {
+					t.Fatalf("%d requests before the gap passed; want 1", got)
+				}
+				w.fire <- clk.now
+			}
+			nextResult(t, results)
+			if got := n.Load(); got != 2 {
+				t.Fatalf("%d requests after the poke; want 2", got)
+			}
+		})
+	}
+}
+
+// TestPokeFloodIsRateLimited pokes a healthy loop 1,000 times in about a second, from
+// several goroutines, and counts the polls: at most one per MinPokeGap, plus the first.
+func TestPokeFloodIsRateLimited(t *testing.T) {
+	t.Parallel()
+	srv, n := scriptServer(t, nil)
+	p := newPoller(t, Config{URL: srv.URL, Interval: time.Hour, Rand: constRand(0)})
 	results := runLoop(t, p)
-	clk.next(t).fire <- clk.now // start jitter
 	nextResult(t, results)
-	if w := clk.next(t); w.d != 2*time.Second {
-		t.Fatalf("backoff %v; want 2s", w.d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 250 {
+				p.Poke()
+				time.Sleep(4 * time.Millisecond)
+			}
+		})
 	}
-	p.Poke()
-	nextResult(t, results)
-	if got := n.Load(); got != 2 {
-		t.Fatalf("%d requests after a poke during backoff; want 2", got)
+	wg.Wait()
+	took := time.Since(start)
+	polls := n.Load() - 1
+	bound := int64(took/MinPokeGap) + 1
+	if polls > bound {
+		t.Fatalf("1000 pokes over %v made %d polls; want at most %d", took, polls, bound)
 	}
-	if failures, _ := p.Backoff(); failures != 2 {
-		t.Fatalf("failures %d; want 2", failures)
+	if polls < 1 {
+		t.Fatal("1000 pokes made no poll")
 	}
+	t.Logf("1000 pokes over %v: %d polls", took.Round(time.Millisecond), polls)
 }
 
 func TestPokePollsPromptly(t *testing.T) {
