@@ -138,6 +138,9 @@ func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	if dur <= 0 {
 		return d.Errf("%s: %q must be positive", name, v)
 	}
+	if err := checkDuration(name, caddy.Duration(dur)); err != nil {
+		return d.Errf("%v", err)
+	}
 	*dst = caddy.Duration(dur)
 	return nil
 }
@@ -151,6 +154,9 @@ func parsePositiveInt(d *caddyfile.Dispenser, dst *int) error {
 	n, err := strconv.Atoi(v)
 	if err != nil || n <= 0 {
 		return d.Errf("%s: %q is not a positive whole number", name, v)
+	}
+	if err := checkCount(name, int64(n)); err != nil {
+		return d.Errf("%v", err)
 	}
 	*dst = n
 	return nil
@@ -204,6 +210,9 @@ func parseSize(d *caddyfile.Dispenser, dst *int64) error {
 	n, err := humanize.ParseBytes(v)
 	if err != nil || n == 0 || n > math.MaxInt64 {
 		return d.Errf("%s: %q is not a positive size", name, v)
+	}
+	if err := checkCount(name, int64(n)); err != nil {
+		return d.Errf("%v", err)
 	}
 	*dst = int64(n)
 	return nil

@@ -29,19 +29,22 @@ func init() {
 type Handler struct {
 	// Upstream is the absolute http or https URL polled.
 	Upstream string `json:"upstream,omitempty"`
-	// Interval is the time between polls. Default: 2s.
+	// Interval is the time between polls. Default: 2s; from 50ms to 24h.
 	Interval caddy.Duration `json:"interval,omitempty"`
-	// Timeout is one poll's deadline, body included. Default: 10s.
+	// Timeout is one poll's deadline, body included. Default: 10s; from 50ms to 10m.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 	// HeaderUp holds header fields sent on every poll.
 	HeaderUp http.Header `json:"header_up,omitempty"`
-	// History is how many versions are kept for resume. Default: 1000.
+	// History is how many versions are kept for resume. Default: 1000; from 1 to 100000.
 	History int `json:"history,omitempty"`
-	// Heartbeat is the idle time after which a comment line is sent. Default: 15s.
+	// Heartbeat is the idle time after which a comment line is sent. Default: 15s;
+	// from 1s to 1h.
 	Heartbeat caddy.Duration `json:"heartbeat,omitempty"`
-	// Retry is the reconnection delay sent to clients in the `retry:` field. Default: 3s.
+	// Retry is the reconnection delay sent to clients in the `retry:` field. Default: 3s;
+	// from 100ms to 1h.
 	Retry caddy.Duration `json:"retry,omitempty"`
-	// Linger is how long polling goes on after the last subscriber leaves. Default: 30s.
+	// Linger is how long polling goes on after the last subscriber leaves. Default: 30s;
+	// from 100ms to 24h.
 	Linger caddy.Duration `json:"linger,omitempty"`
 	// Method is the poll's HTTP method, GET or POST. Default: GET.
 	Method string `json:"method,omitempty"`
@@ -50,10 +53,11 @@ type Handler struct {
 	// Forward names client request headers sent upstream. Clients whose values differ
 	// never share a poll loop, its history or its ids.
 	Forward []string `json:"forward,omitempty"`
-	// MaxBody bounds the upstream body, counted after decompression. Default: 8 MiB.
+	// MaxBody bounds the upstream body, counted after decompression. Default: 8 MiB;
+	// from 1 KiB to 1 GiB.
 	MaxBody int64 `json:"max_body,omitempty"`
 	// MaxUpstreams caps the distinct poll loops live on this route; beyond it new
-	// clients get 503. Default: 1000.
+	// clients get 503. Default: 1000; from 1 to 10000.
 	MaxUpstreams int `json:"max_upstreams,omitempty"`
 	// Poke is a secret: a POST to the stream URL with header `Poll-SSE-Poke: <secret>`
 	// makes its loop poll now.
@@ -75,11 +79,11 @@ type Handler struct {
 	// than by position, so that an insert, a removal or a move is one patch operation.
 	ArrayKeys []ArrayKey `json:"array_key,omitempty"`
 	// MaxSubscribers caps the streams open on this route; beyond it new clients get 503
-	// with Retry-After. Default: no cap.
+	// with Retry-After. Default: no cap; from 1 to 1000000.
 	MaxSubscribers int `json:"max_subscribers,omitempty"`
 	// MaxConnectionLifetime closes each stream after a random time between 90% and 100%
 	// of it; clients reconnect and resume, so load spreads again after scaling out.
-	// Default: streams live until the client leaves.
+	// Default: streams live until the client leaves; from 1s to 720h.
 	MaxConnectionLifetime caddy.Duration `json:"max_connection_lifetime,omitempty"`
 	// Name labels the route in metrics, logs and the admin API. Default: the upstream's
 	// scheme and host.
@@ -116,6 +120,14 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision sets defaults, checks the poll settings and joins the route's hub.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	// Out-of-range settings are refused before anything is built from them: Validate
+	// runs only after Provision, which already starts or joins the route's hub.
+	if err := h.checkBounds(); err != nil {
+		return err
+	}
+	if err := h.Store.validate(); err != nil {
+		return err
+	}
 	if h.Interval == 0 {
 		h.Interval = caddy.Duration(poller.DefaultInterval)
 	}
@@ -176,19 +188,8 @@ func (h *Handler) Validate() error {
 	if _, err := parseUpstream(h.Upstream); err != nil {
 		return err
 	}
-	if h.MaxBody < 0 || h.MaxUpstreams < 0 || h.MaxSubscribers < 0 {
-		return fmt.Errorf("max_body, max_upstreams and max_subscribers must not be negative")
-	}
-	for name, d := range map[string]caddy.Duration{
-		"interval": h.Interval, "timeout": h.Timeout, "heartbeat": h.Heartbeat,
-		"retry": h.Retry, "linger": h.Linger, "max_connection_lifetime": h.MaxConnectionLifetime,
-	} {
-		if d < 0 {
-			return fmt.Errorf("%s must not be negative", name)
-		}
-	}
-	if h.History < 0 {
-		return fmt.Errorf("history must not be negative")
+	if err := h.checkBounds(); err != nil {
+		return err
 	}
 	if err := h.Store.validate(); err != nil {
 		return err

@@ -29,7 +29,8 @@ type Store struct {
 	TLS bool `json:"tls,omitempty"`
 	// Prefix starts every key poll_sse writes. Default: "poll_sse:".
 	Prefix string `json:"prefix,omitempty"`
-	// LeaseTTL is how long a node's lease on a loop outlives the node. Default: 5s.
+	// LeaseTTL is how long a node's lease on a loop outlives the node. Default: 5s;
+	// from 1s to 10m.
 	LeaseTTL caddy.Duration `json:"lease_ttl,omitempty"`
 }
 
@@ -70,8 +71,11 @@ func (s *Store) validate() error {
 		if s.Address == "" {
 			return fmt.Errorf("store redis: an address is required")
 		}
-		if s.DB < 0 || s.LeaseTTL < 0 {
-			return fmt.Errorf("store redis: db and lease_ttl must not be negative")
+		if err := checkCount("db", int64(s.DB)); err != nil {
+			return fmt.Errorf("store redis: %w", err)
+		}
+		if err := checkDuration("lease_ttl", s.LeaseTTL); err != nil {
+			return fmt.Errorf("store redis: %w", err)
 		}
 		return nil
 	}
@@ -130,6 +134,8 @@ func (s *Store) parseRedisBlock(d *caddyfile.Dispenser) error {
 			if v, err = oneArg(d); err == nil {
 				if s.DB, err = strconv.Atoi(v); err != nil || s.DB < 0 {
 					err = d.Errf("db: %q is not a database number", v)
+				} else if err = checkCount("db", int64(s.DB)); err != nil {
+					err = d.Errf("%v", err)
 				}
 			}
 		default:
