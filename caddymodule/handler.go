@@ -96,8 +96,9 @@ type Handler struct {
 	poll     poller.Config // each poll loop gets its own poller.Poller from it
 	format   hub.Format    // the default change format
 	shape    diff.Options  // each poll loop gets its own diff.Tracker from it
-	hub      *hub.Hub
+	hub      *routeHub     // the pooled hub, with this route's limits
 	hubKey   string
+	slotsKey string // the route's stream count in routeSlots
 	metrics  *routeMetrics
 	redis    *hub.RedisStore // nil for the memory store
 	logger   *zap.Logger
@@ -202,6 +203,11 @@ func (h *Handler) Validate() error {
 func (h *Handler) Cleanup() error {
 	if h.endStreams != nil {
 		h.endStreams()
+	}
+	if h.slotsKey != "" {
+		if _, err := routeSlots.Delete(h.slotsKey); err != nil {
+			return err
+		}
 	}
 	if h.hubKey != "" {
 		if _, err := hubs.Delete(h.hubKey); err != nil {

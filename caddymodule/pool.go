@@ -67,10 +67,8 @@ func (h *Handler) provisionHub(ctx caddy.Context) error {
 		return err
 	}
 	p := val.(pooledHub)
-	h.hub, h.hubKey, h.metrics, h.redis = p.Hub, key, p.metrics, p.redis
-	h.hub.SetMaxSubscribers(h.MaxSubscribers)
-	h.hub.SetMaxLifetime(time.Duration(h.MaxConnectionLifetime))
-	return nil
+	h.hubKey, h.metrics, h.redis = key, p.metrics, p.redis
+	return h.provisionLimits(ctx.Context, p.Hub, key)
 }
 
 // routeName returns the route's label: its name, or the upstream's scheme and host.
@@ -122,7 +120,8 @@ func redactURL(raw string) string {
 
 // settingsKey identifies a hub by everything that shapes its loops and streams. It is a
 // digest, so header values (credentials) never appear in it. Format is left out: a hub
-// serves every format, and each client's is chosen per request.
+// serves every format, and each client's is chosen per request; so are max_subscribers
+// and max_connection_lifetime, which belong to the route (see routeHub).
 func (h *Handler) settingsKey() (string, error) {
 	b, err := json.Marshal(struct {
 		Upstream                 string

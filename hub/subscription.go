@@ -15,6 +15,7 @@ type Subscription struct {
 	ok      bool     // the upstream health the client was last told; streams start healthy
 	pending [][]byte // the first frames
 	buf     [][]byte // reused for the frames of each wake-up
+	limits  Limits   // the route's, which counts the subscription until it is closed
 	closed  bool
 }
 
@@ -188,6 +189,7 @@ func (s *Subscription) Close() {
 		return
 	}
 	s.closed = true
+	s.limits.give()
 	t.hub.subs.Add(-1)
 	t.hub.cfg.Observer.Subscribers(-1)
 	t.subs--
