@@ -33,7 +33,9 @@ type Handler struct {
 	Interval caddy.Duration `json:"interval,omitempty"`
 	// Timeout is one poll's deadline, body included. Default: 10s; from 50ms to 10m.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
-	// HeaderUp holds header fields sent on every poll.
+	// HeaderUp holds header fields sent on every poll. Values may use {env.*} and
+	// {file.*} placeholders, resolved at each config load: after a secret is rotated, a
+	// reload sends the new one. A placeholder that resolves to nothing is an error.
 	HeaderUp http.Header `json:"header_up,omitempty"`
 	// History is how many versions are kept for resume. Default: 1000; from 1 to 100000.
 	History int `json:"history,omitempty"`
@@ -129,6 +131,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.Store.validate(); err != nil {
 		return err
 	}
+	if err := h.Store.provision(); err != nil {
+		return err
+	}
 	if h.Interval == 0 {
 		h.Interval = caddy.Duration(poller.DefaultInterval)
 	}
@@ -156,19 +161,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 const defaultMaxUpstreams = 1000
 
 // provisionPoll checks the upstream template and builds the poll settings shared by the
-// route's loops. header_up values may use {env.*}, resolved here once.
+// route's loops. header_up values may use {env.*} and {file.*}, resolved here, at each
+// config load: a secret rotated in its file or variable is sent from the next reload on.
 func (h *Handler) provisionPoll() error {
 	tmpl, err := parseUpstream(h.Upstream)
 	if err != nil {
 		return err
 	}
 	h.upstream = tmpl
-	repl := caddy.NewReplacer()
-	header := make(http.Header, len(h.HeaderUp))
-	for k, vs := range h.HeaderUp {
-		for _, v := range vs {
-			header.Add(k, repl.ReplaceKnown(v, ""))
-		}
+	header, err := resolveHeader(h.HeaderUp)
+	if err != nil {
+		return err
 	}
 	h.poll = poller.Config{
 		URL:      strings.NewReplacer("{", "", "}", "").Replace(h.Upstream),
@@ -248,3 +251,21 @@ var (
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
+
+// resolveHeader returns hdr with its {env.*}, {file.*} and other global placeholders
+// resolved. A placeholder that resolves to nothing, such as an unset variable or a file
+// that cannot be read, is an error: polling with an empty credential would only earn 401s.
+func resolveHeader(hdr http.Header) (http.Header, error) {
+	repl := caddy.NewReplacer()
+	out := make(http.Header, len(hdr))
+	for k, vs := range hdr {
+		for _, v := range vs {
+			r, err := repl.ReplaceOrErr(v, true, false)
+			if err != nil {
+				return nil, fmt.Errorf("header_up %s: %w", k, err)
+			}
+			out.Add(k, r)
+		}
+	}
+	return out, nil
+}

@@ -20,7 +20,9 @@ type Store struct {
 	Type string `json:"type,omitempty"`
 	// Address is the Redis server's host:port.
 	Address string `json:"address,omitempty"`
-	// Username and Password authenticate to Redis; both may use {env.*} placeholders.
+	// Username and Password authenticate to Redis. Both may use {env.*} and {file.*}
+	// placeholders, resolved at each config load: after a rotation, a reload connects
+	// with the new credentials.
 	Username string `json:"username,omitempty"`
 	Password string `json:"password,omitempty"`
 	// DB is the Redis database number.
@@ -32,6 +34,36 @@ type Store struct {
 	// LeaseTTL is how long a node's lease on a loop outlives the node. Default: 5s;
 	// from 1s to 10m.
 	LeaseTTL caddy.Duration `json:"lease_ttl,omitempty"`
+
+	username, password string // resolved at each config load
+}
+
+// provision resolves the credentials' placeholders. A placeholder that resolves to
+// nothing, such as an unset variable or a file that cannot be read, is an error.
+func (s *Store) provision() error {
+	if s == nil {
+		return nil
+	}
+	repl := caddy.NewReplacer()
+	var err error
+	if s.username, err = repl.ReplaceOrErr(s.Username, true, false); err != nil {
+		return fmt.Errorf("store redis: username: %w", err)
+	}
+	if s.password, err = repl.ReplaceOrErr(s.Password, true, false); err != nil {
+		return fmt.Errorf("store redis: password: %w", err)
+	}
+	return nil
+}
+
+// keyed returns what of the store defines a hub: its settings with the credentials
+// resolved, so that a rotated password makes a new hub with a new client.
+func (s *Store) keyed() any {
+	if s == nil {
+		return nil
+	}
+	k := *s
+	k.Username, k.Password = s.username, s.password
+	return k
 }
 
 // redisStore returns the Redis store the route's hub uses, or nil for memory.
@@ -39,11 +71,10 @@ func (s *Store) redisStore(history int) *hub.RedisStore {
 	if s == nil || s.Type != "redis" {
 		return nil
 	}
-	repl := caddy.NewReplacer()
 	opts := &redis.Options{
 		Addr:     s.Address,
-		Username: repl.ReplaceKnown(s.Username, ""),
-		Password: repl.ReplaceKnown(s.Password, ""),
+		Username: s.username,
+		Password: s.password,
 		DB:       s.DB,
 	}
 	if s.TLS {
