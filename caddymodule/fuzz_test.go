@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,11 +30,13 @@ func FuzzConfig(f *testing.F) {
 		_, _ = w.Write([]byte(`{"items":[{"id":1,"v":"a"},{"id":2,"v":"b"}],"meta":{"ts":1}}`))
 	}))
 	f.Cleanup(up.Close)
-	quietLogs(f)
+	var quiet sync.Once
+	silence := quietLogs(f)
 	for _, s := range fuzzSeeds {
 		f.Add(s.path, s.block, s.target, s.accept)
 	}
 	f.Fuzz(func(t *testing.T, path, block, target, accept string) {
+		quiet.Do(silence)
 		body := ":8080\n\npoll_sse " + up.URL + path + " {\n" + block + "\n}\n"
 		adapted, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(body), nil)
 		if err != nil {
@@ -73,19 +76,20 @@ var fuzzSeeds = []struct{ path, block, target, accept string }{
 }
 
 // quietLogs sends what the development loggers of test configs write to os.Stderr
-// nowhere while the fuzzer runs. A panic is still reported: the runtime writes it to file
-// descriptor 2 itself.
-func quietLogs(f *testing.F) {
+// nowhere, from the first input on: in fuzzing, only the workers run inputs, and the
+// coordinator still reports progress on os.Stderr. A panic is still reported: the runtime
+// writes it to file descriptor 2 itself.
+func quietLogs(f *testing.F) func() {
 	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
 		f.Fatal(err)
 	}
 	stderr := os.Stderr
-	os.Stderr = null
 	f.Cleanup(func() {
 		os.Stderr = stderr
 		null.Close()
 	})
+	return func() { os.Stderr = null }
 }
 
 // pollSSEConfigs returns the JSON of every poll_sse handler in an adapted config.
