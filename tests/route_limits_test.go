@@ -55,10 +55,7 @@ func TestRejectedReloadKeepsLimits(t *testing.T) {
 		c.waitFor(want, limitsWait)
 	}
 	held[0].close()
-	if !eventually(limitsWait, func() bool { s, _ := tryStreamAt(t, caddy.url("/")); return s == http.StatusOK }) {
-		t.Fatal("no stream served after one of two left")
-	}
-	third := dialSSE(t, caddy.url(""))
+	third := dialWhenFree(t, caddy.url(""))
 	third.waitFor(want, limitsWait)
 	checkRefused(t, caddy.url("/"), "a stream beyond the cap after one left and another came")
 }
@@ -96,6 +93,24 @@ func TestSharedHubKeepsRouteCaps(t *testing.T) {
 		checkRefused(t, caddy.url(c.path), "stream beyond the cap of "+c.path+" once every route is full")
 	}
 	waitLoops(t, caddy, "shared", "one loop with every stream", oneLoopWith(total))
+}
+
+// dialWhenFree opens a stream to base, again every pollEvery while it is refused (the
+// server notices a client that left only a moment later), for limitsWait at most.
+func dialWhenFree(t *testing.T, base string) *sseClient {
+	t.Helper()
+	var c *sseClient
+	if !eventually(limitsWait, func() bool {
+		c = dialSSE(t, base)
+		if c.resp.StatusCode == http.StatusOK {
+			return true
+		}
+		c.close()
+		return false
+	}) {
+		t.Fatalf("no stream served within %v", limitsWait)
+	}
+	return c
 }
 
 // withPath requests path instead of "/".
