@@ -140,6 +140,9 @@ func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
 	if dur <= 0 {
 		return d.Errf("%s: %q must be positive", name, v)
 	}
+	if err := checkDuration(name, caddy.Duration(dur)); err != nil {
+		return d.Errf("%v", err)
+	}
 	*dst = caddy.Duration(dur)
 	return nil
 }
@@ -153,6 +156,9 @@ func parsePositiveInt(d *caddyfile.Dispenser, dst *int) error {
 	n, err := strconv.Atoi(v)
 	if err != nil || n <= 0 {
 		return d.Errf("%s: %q is not a positive whole number", name, v)
+	}
+	if err := checkCount(name, int64(n)); err != nil {
+		return d.Errf("%v", err)
 	}
 	*dst = n
 	return nil
@@ -169,11 +175,17 @@ func (h *Handler) parseHistory(d *caddyfile.Dispenser) error {
 	if err != nil || n <= 0 {
 		return d.Errf("history: %q is not a positive whole number", args[0])
 	}
+	if err := checkCount("history", int64(n)); err != nil {
+		return d.Errf("%v", err)
+	}
 	h.History = n
 	if len(args) == 2 {
 		size, err := humanize.ParseBytes(args[1])
 		if err != nil || size == 0 || size > math.MaxInt64 {
 			return d.Errf("history: %q is not a positive size", args[1])
+		}
+		if err := checkCount("history_size", int64(size)); err != nil {
+			return d.Errf("history: %v", err)
 		}
 		h.HistorySize = int64(size)
 	}
@@ -228,6 +240,9 @@ func parseSize(d *caddyfile.Dispenser, dst *int64) error {
 	n, err := humanize.ParseBytes(v)
 	if err != nil || n == 0 || n > math.MaxInt64 {
 		return d.Errf("%s: %q is not a positive size", name, v)
+	}
+	if err := checkCount(name, int64(n)); err != nil {
+		return d.Errf("%v", err)
 	}
 	*dst = int64(n)
 	return nil

@@ -118,7 +118,7 @@ func (*idleSource) Run(ctx context.Context, _ *hub.Topic) { <-ctx.Done() }
 // here because its hub has stopped, gets 503 with Retry-After.
 func TestDocumentUnavailableSaysRetryAfter(t *testing.T) {
 	t.Parallel()
-	h := &Handler{Timeout: caddy.Duration(time.Second), Retry: caddy.Duration(2 * time.Second), hub: hub.New(hub.Config{}), streams: context.Background()}
+	h := &Handler{Timeout: caddy.Duration(time.Second), Retry: caddy.Duration(2 * time.Second), hub: &routeHub{Hub: hub.New(hub.Config{})}, streams: context.Background()}
 	h.hub.Close()
 	rec := httptest.NewRecorder()
 	err := h.serveDocument(rec, httptest.NewRequest("GET", "/", nil), loop{key: "k", newSource: func() hub.Source { return &idleSource{} }})

@@ -30,23 +30,28 @@ func init() {
 type Handler struct {
 	// Upstream is the absolute http or https URL polled.
 	Upstream string `json:"upstream,omitempty"`
-	// Interval is the time between polls. Default: 2s.
+	// Interval is the time between polls. Default: 2s; from 50ms to 24h.
 	Interval caddy.Duration `json:"interval,omitempty"`
-	// Timeout is one poll's deadline, body included. Default: 10s.
+	// Timeout is one poll's deadline, body included. Default: 10s; from 50ms to 10m.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
-	// HeaderUp holds header fields sent on every poll.
+	// HeaderUp holds header fields sent on every poll. Values may use {env.*} and
+	// {file.*} placeholders, resolved at each config load: after a secret is rotated, a
+	// reload sends the new one. A placeholder that resolves to nothing is an error.
 	HeaderUp http.Header `json:"header_up,omitempty"`
-	// History is how many versions are kept for resume. Default: 1000.
+	// History is how many versions are kept for resume. Default: 1000; from 1 to 100000.
 	History int `json:"history,omitempty"`
 	// HistorySize bounds the bytes of the changes kept for resume, per poll loop; past it
 	// the oldest versions go first, and a client holding one gets a snapshot. Default:
 	// 64 MiB.
 	HistorySize int64 `json:"history_size,omitempty"`
-	// Heartbeat is the idle time after which a comment line is sent. Default: 15s.
+	// Heartbeat is the idle time after which a comment line is sent. Default: 15s;
+	// from 1s to 1h.
 	Heartbeat caddy.Duration `json:"heartbeat,omitempty"`
-	// Retry is the reconnection delay sent to clients in the `retry:` field. Default: 3s.
+	// Retry is the reconnection delay sent to clients in the `retry:` field. Default: 3s;
+	// from 100ms to 1h.
 	Retry caddy.Duration `json:"retry,omitempty"`
-	// Linger is how long polling goes on after the last subscriber leaves. Default: 30s.
+	// Linger is how long polling goes on after the last subscriber leaves. Default: 30s;
+	// from 100ms to 24h.
 	Linger caddy.Duration `json:"linger,omitempty"`
 	// Method is the poll's HTTP method, GET or POST. Default: GET.
 	Method string `json:"method,omitempty"`
@@ -55,10 +60,11 @@ type Handler struct {
 	// Forward names client request headers sent upstream. Clients whose values differ
 	// never share a poll loop, its history or its ids.
 	Forward []string `json:"forward,omitempty"`
-	// MaxBody bounds the upstream body, counted after decompression. Default: 8 MiB.
+	// MaxBody bounds the upstream body, counted after decompression. Default: 8 MiB;
+	// from 1 KiB to 1 GiB.
 	MaxBody int64 `json:"max_body,omitempty"`
 	// MaxUpstreams caps the distinct poll loops live on this route; beyond it new
-	// clients get 503. Default: 1000.
+	// clients get 503. Default: 1000; from 1 to 10000.
 	MaxUpstreams int `json:"max_upstreams,omitempty"`
 	// MaxLoopsPerClient caps the running poll loops one client address may have started
 	// on this route, counted by the client IP Caddy determines (see the server's
@@ -87,11 +93,11 @@ type Handler struct {
 	// than by position, so that an insert, a removal or a move is one patch operation.
 	ArrayKeys []ArrayKey `json:"array_key,omitempty"`
 	// MaxSubscribers caps the streams open on this route; beyond it new clients get 503
-	// with Retry-After. Default: no cap.
+	// with Retry-After. Default: no cap; from 1 to 1000000.
 	MaxSubscribers int `json:"max_subscribers,omitempty"`
 	// MaxConnectionLifetime closes each stream after a random time between 90% and 100%
 	// of it; clients reconnect and resume, so load spreads again after scaling out.
-	// Default: streams live until the client leaves.
+	// Default: streams live until the client leaves; from 1s to 720h.
 	MaxConnectionLifetime caddy.Duration `json:"max_connection_lifetime,omitempty"`
 	// Name labels the route in metrics, logs and the admin API. Default: the upstream's
 	// scheme and host.
@@ -104,8 +110,9 @@ type Handler struct {
 	poll     poller.Config // each poll loop gets its own poller.Poller from it
 	format   hub.Format    // the default change format
 	shape    diff.Options  // each poll loop gets its own diff.Tracker from it
-	hub      *hub.Hub
+	hub      *routeHub     // the pooled hub, with this route's limits
 	hubKey   string
+	slotsKey string // the route's stream count in routeSlots
 	metrics  *routeMetrics
 	redis    *hub.RedisStore // nil for the memory store
 	logger   *zap.Logger
@@ -131,6 +138,17 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 // Provision sets defaults, checks the poll settings and joins the route's hub.
 func (h *Handler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
+	// Out-of-range settings are refused before anything is built from them: Validate
+	// runs only after Provision, which already starts or joins the route's hub.
+	if err := h.checkBounds(); err != nil {
+		return err
+	}
+	if err := h.Store.validate(); err != nil {
+		return err
+	}
+	if err := h.Store.provision(); err != nil {
+		return err
+	}
 	if h.Interval == 0 {
 		h.Interval = caddy.Duration(poller.DefaultInterval)
 	}
@@ -165,19 +183,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 const defaultMaxUpstreams = 1000
 
 // provisionPoll checks the upstream template and builds the poll settings shared by the
-// route's loops. header_up values may use {env.*}, resolved here once.
+// route's loops. header_up values may use {env.*} and {file.*}, resolved here, at each
+// config load: a secret rotated in its file or variable is sent from the next reload on.
 func (h *Handler) provisionPoll() error {
 	tmpl, err := parseUpstream(h.Upstream)
 	if err != nil {
 		return err
 	}
 	h.upstream = tmpl
-	repl := caddy.NewReplacer()
-	header := make(http.Header, len(h.HeaderUp))
-	for k, vs := range h.HeaderUp {
-		for _, v := range vs {
-			header.Add(k, repl.ReplaceKnown(v, ""))
-		}
+	header, err := resolveHeader(h.HeaderUp)
+	if err != nil {
+		return err
 	}
 	h.poll = poller.Config{
 		URL:      strings.NewReplacer("{", "", "}", "").Replace(h.Upstream),
@@ -198,22 +214,8 @@ func (h *Handler) Validate() error {
 	if _, err := parseUpstream(h.Upstream); err != nil {
 		return err
 	}
-	if h.MaxBody < 0 || h.MaxUpstreams < 0 || h.MaxSubscribers < 0 {
-		return fmt.Errorf("max_body, max_upstreams and max_subscribers must not be negative")
-	}
-	for name, d := range map[string]caddy.Duration{
-		"interval": h.Interval, "timeout": h.Timeout, "heartbeat": h.Heartbeat,
-		"retry": h.Retry, "linger": h.Linger, "max_connection_lifetime": h.MaxConnectionLifetime,
-	} {
-		if d < 0 {
-			return fmt.Errorf("%s must not be negative", name)
-		}
-	}
-	if h.History < 0 {
-		return fmt.Errorf("history must not be negative")
-	}
-	if h.MaxLoopsPerClient < 0 {
-		return fmt.Errorf("max_loops_per_client must not be negative")
+	if err := h.checkBounds(); err != nil {
+		return err
 	}
 	if err := h.Store.validate(); err != nil {
 		return err
@@ -226,6 +228,11 @@ func (h *Handler) Validate() error {
 func (h *Handler) Cleanup() error {
 	if h.endStreams != nil {
 		h.endStreams()
+	}
+	if h.slotsKey != "" {
+		if _, err := routeSlots.Delete(h.slotsKey); err != nil {
+			return err
+		}
 	}
 	if h.hubKey != "" {
 		if _, err := hubs.Delete(h.hubKey); err != nil {
@@ -266,3 +273,21 @@ var (
 	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
+
+// resolveHeader returns hdr with its {env.*}, {file.*} and other global placeholders
+// resolved. A placeholder that resolves to nothing, such as an unset variable or a file
+// that cannot be read, is an error: polling with an empty credential would only earn 401s.
+func resolveHeader(hdr http.Header) (http.Header, error) {
+	repl := caddy.NewReplacer()
+	out := make(http.Header, len(hdr))
+	for k, vs := range hdr {
+		for _, v := range vs {
+			r, err := repl.ReplaceOrErr(v, true, false)
+			if err != nil {
+				return nil, fmt.Errorf("header_up %s: %w", k, err)
+			}
+			out.Add(k, r)
+		}
+	}
+	return out, nil
+}

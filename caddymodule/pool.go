@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -74,10 +76,8 @@ func (h *Handler) provisionHub(ctx caddy.Context) error {
 		return err
 	}
 	p := val.(pooledHub)
-	h.hub, h.hubKey, h.metrics, h.redis, h.clients = p.Hub, key, p.metrics, p.redis, p.clients
-	h.hub.SetMaxSubscribers(h.MaxSubscribers)
-	h.hub.SetMaxLifetime(time.Duration(h.MaxConnectionLifetime))
-	return nil
+	h.hubKey, h.metrics, h.redis, h.clients = key, p.metrics, p.redis, p.clients
+	return h.provisionLimits(ctx.Context, p.Hub, key)
 }
 
 // routeName returns the route's label: its name, or the upstream's scheme and host.
@@ -138,9 +138,19 @@ func redactQuery(query string) string {
 	return strings.Join(pairs, "&")
 }
 
-// settingsKey identifies a hub by everything that shapes its loops and streams. It is a
-// digest, so header values (credentials) never appear in it. Format is left out: a hub
-// serves every format, and each client's is chosen per request.
+// keySalt makes settings keys digests that mean nothing outside this process.
+var keySalt = func() []byte {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails (crypto/rand)
+	return b
+}()
+
+// settingsKey identifies a hub by everything that shapes its loops and streams, with
+// placeholders resolved: a credential rotated in its file or variable gives a new key at
+// the next reload, so the route gets new loops that send it. It is a keyed digest, so
+// credentials never appear in it. Format is left out: a hub serves every format, and each
+// client's is chosen per request; so are max_subscribers and max_connection_lifetime,
+// which belong to the route (see routeHub).
 func (h *Handler) settingsKey() (string, error) {
 	b, err := json.Marshal(struct {
 		Upstream                 string
@@ -157,12 +167,13 @@ func (h *Handler) settingsKey() (string, error) {
 		Ignore                   []string
 		ArrayKeys                []ArrayKey
 		Name                     string
-		Store                    *Store
-	}{h.Upstream, h.Interval, h.Timeout, h.HeaderUp, h.History, h.HistorySize, h.Heartbeat, h.Retry, h.Linger,
-		h.Method, h.Body, h.Forward, h.MaxBody, h.MaxUpstreams, h.Select, h.Ignore, h.ArrayKeys, h.Name, h.Store})
+		Store                    any
+	}{h.Upstream, h.Interval, h.Timeout, h.poll.Header, h.History, h.HistorySize, h.Heartbeat, h.Retry, h.Linger,
+		h.Method, h.Body, h.Forward, h.MaxBody, h.MaxUpstreams, h.Select, h.Ignore, h.ArrayKeys, h.Name, h.Store.keyed()})
 	if err != nil {
 		return "", fmt.Errorf("hashing settings: %w", err)
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:]), nil
+	mac := hmac.New(sha256.New, keySalt)
+	mac.Write(b)
+	return hex.EncodeToString(mac.Sum(nil)), nil
 }

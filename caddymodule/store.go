@@ -20,7 +20,9 @@ type Store struct {
 	Type string `json:"type,omitempty"`
 	// Address is the Redis server's host:port.
 	Address string `json:"address,omitempty"`
-	// Username and Password authenticate to Redis; both may use {env.*} placeholders.
+	// Username and Password authenticate to Redis. Both may use {env.*} and {file.*}
+	// placeholders, resolved at each config load: after a rotation, a reload connects
+	// with the new credentials.
 	Username string `json:"username,omitempty"`
 	Password string `json:"password,omitempty"`
 	// DB is the Redis database number.
@@ -29,8 +31,39 @@ type Store struct {
 	TLS bool `json:"tls,omitempty"`
 	// Prefix starts every key poll_sse writes. Default: "poll_sse:".
 	Prefix string `json:"prefix,omitempty"`
-	// LeaseTTL is how long a node's lease on a loop outlives the node. Default: 5s.
+	// LeaseTTL is how long a node's lease on a loop outlives the node. Default: 5s;
+	// from 1s to 10m.
 	LeaseTTL caddy.Duration `json:"lease_ttl,omitempty"`
+
+	username, password string // resolved at each config load
+}
+
+// provision resolves the credentials' placeholders. A placeholder that resolves to
+// nothing, such as an unset variable or a file that cannot be read, is an error.
+func (s *Store) provision() error {
+	if s == nil {
+		return nil
+	}
+	repl := caddy.NewReplacer()
+	var err error
+	if s.username, err = repl.ReplaceOrErr(s.Username, true, false); err != nil {
+		return fmt.Errorf("store redis: username: %w", err)
+	}
+	if s.password, err = repl.ReplaceOrErr(s.Password, true, false); err != nil {
+		return fmt.Errorf("store redis: password: %w", err)
+	}
+	return nil
+}
+
+// keyed returns what of the store defines a hub: its settings with the credentials
+// resolved, so that a rotated password makes a new hub with a new client.
+func (s *Store) keyed() any {
+	if s == nil {
+		return nil
+	}
+	k := *s
+	k.Username, k.Password = s.username, s.password
+	return k
 }
 
 // redisStore returns the Redis store the route's hub uses, or nil for memory.
@@ -38,11 +71,10 @@ func (s *Store) redisStore(history int) *hub.RedisStore {
 	if s == nil || s.Type != "redis" {
 		return nil
 	}
-	repl := caddy.NewReplacer()
 	opts := &redis.Options{
 		Addr:     s.Address,
-		Username: repl.ReplaceKnown(s.Username, ""),
-		Password: repl.ReplaceKnown(s.Password, ""),
+		Username: s.username,
+		Password: s.password,
 		DB:       s.DB,
 	}
 	if s.TLS {
@@ -70,8 +102,11 @@ func (s *Store) validate() error {
 		if s.Address == "" {
 			return fmt.Errorf("store redis: an address is required")
 		}
-		if s.DB < 0 || s.LeaseTTL < 0 {
-			return fmt.Errorf("store redis: db and lease_ttl must not be negative")
+		if err := checkCount("db", int64(s.DB)); err != nil {
+			return fmt.Errorf("store redis: %w", err)
+		}
+		if err := checkDuration("lease_ttl", s.LeaseTTL); err != nil {
+			return fmt.Errorf("store redis: %w", err)
 		}
 		return nil
 	}
@@ -130,6 +165,8 @@ func (s *Store) parseRedisBlock(d *caddyfile.Dispenser) error {
 			if v, err = oneArg(d); err == nil {
 				if s.DB, err = strconv.Atoi(v); err != nil || s.DB < 0 {
 					err = d.Errf("db: %q is not a database number", v)
+				} else if err = checkCount("db", int64(s.DB)); err != nil {
+					err = d.Errf("%v", err)
 				}
 			}
 		default:

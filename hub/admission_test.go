@@ -14,20 +14,24 @@ import (
 func TestDocumentIsNotASubscriber(t *testing.T) {
 	t.Parallel()
 	h := newHub(t, Config{Linger: time.Hour})
-	h.SetMaxSubscribers(1)
+	lim := Limits{Slots: new(Slots), MaxSubscribers: 1}
 	src := newDocSource()
-	subscribe(t, h, src, "")
+	sub, err := h.SubscribeLimited("k", func() Source { return src }, "", JSONPatch, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
 	go func() { src.docs <- doc(1) }()
 	for i := range 20 {
 		v, _, err := h.Document(contextWithTimeout(t, 5*time.Second), "k", func() Source { return src })
 		if err != nil || v == nil {
 			t.Fatalf("Document %d beside a full route: %v, %v", i, v, err)
 		}
-		if n := h.Subscribers(); n != 1 {
-			t.Fatalf("after Document %d: %d subscribers; want 1", i, n)
+		if n, used := h.Subscribers(), lim.Slots.InUse(); n != 1 || used != 1 {
+			t.Fatalf("after Document %d: %d subscribers, %d of the route's slots; want 1 and 1", i, n, used)
 		}
 	}
-	if _, err := h.Subscribe("k", func() Source { return src }, "", JSONPatch); !errors.Is(err, ErrTooManySubscribers) {
+	if _, err := h.SubscribeLimited("k", func() Source { return src }, "", JSONPatch, lim); !errors.Is(err, ErrTooManySubscribers) {
 		t.Fatalf("second stream: %v; want ErrTooManySubscribers", err)
 	}
 }

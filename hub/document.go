@@ -14,7 +14,7 @@ import (
 // are not subscribers: they keep the topic running while they wait, but do not count
 // against SetMaxSubscribers.
 func (h *Hub) Document(ctx context.Context, key string, newSource func() Source) (*diff.Version, Status, error) {
-	t, err := h.join(key, newSource, JSONPatch, false)
+	t, err := h.join(key, newSource, JSONPatch, false, Limits{})
 	if err != nil {
 		return nil, Status{}, err
 	}

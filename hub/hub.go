@@ -13,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,8 +81,8 @@ type Config struct {
 // that would start one more gets ErrTooManyTopics.
 const MaxLoops = 10_000
 
-// ErrTooManySubscribers is returned by Subscribe when the hub has as many subscribers as
-// SetMaxSubscribers allows.
+// ErrTooManySubscribers is returned by SubscribeLimited when the route has as many
+// subscribers as its Limits allow.
 var ErrTooManySubscribers = errors.New("too many subscribers")
 
 // liveLoops counts the poll loops running in the process.
@@ -116,9 +115,7 @@ type Hub struct {
 	closed bool
 	wg     sync.WaitGroup // running sources
 
-	subs     atomic.Int64 // subscribers, over all topics
-	maxSubs  atomic.Int64 // 0: no cap
-	lifetime atomic.Int64 // a stream's longest life, in nanoseconds; 0: none
+	subs atomic.Int64 // subscribers, over all topics
 
 	quit        chan struct{}  // closed by Close: stops the writers and the heartbeats
 	bg          sync.WaitGroup // writers and heartbeats
@@ -177,39 +174,50 @@ func New(cfg Config) *Hub {
 // frames bring the client from there to the current version. Changes reach the client in
 // format.
 func (h *Hub) Subscribe(key string, newSource func() Source, lastEventID string, format Format) (*Subscription, error) {
+	return h.SubscribeLimited(key, newSource, lastEventID, format, Limits{})
+}
+
+// SubscribeLimited is Subscribe for a route with limits of its own: the subscription
+// counts in lim.Slots until it is closed, and a stream it serves ends within
+// lim.MaxLifetime.
+func (h *Hub) SubscribeLimited(key string, newSource func() Source, lastEventID string, format Format, lim Limits) (*Subscription, error) {
 	if format < 0 || format >= numFormats {
 		return nil, fmt.Errorf("subscribing: %v is not a format", format)
 	}
-	t, err := h.join(key, newSource, format, true)
+	t, err := h.join(key, newSource, format, true, lim)
 	if err != nil {
 		return nil, err
 	}
 	t.waitReady()
-	return t.subscribe(lastEventID, format), nil
+	s := t.subscribe(lastEventID, format)
+	s.limits = lim
+	return s, nil
 }
 
 // restoreWait bounds how long a subscriber waits for a Restorer to restore its topic.
 const restoreWait = 5 * time.Second
 
 // join counts a subscriber of the topic for key, starting the topic with newSource if it
-// is not running. A stream is a subscriber of the hub too, subject to its cap; a caller
-// that only waits for a document is not.
-func (h *Hub) join(key string, newSource func() Source, format Format, stream bool) (*Topic, error) {
+// is not running. A stream is a subscriber of the hub, counted in lim; a caller that only
+// waits for a document is not.
+func (h *Hub) join(key string, newSource func() Source, format Format, stream bool, lim Limits) (*Topic, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, ErrClosed
 	}
-	if limit := h.maxSubs.Load(); stream && limit > 0 && h.subs.Load() >= limit {
+	if stream && !lim.take() {
 		return nil, ErrTooManySubscribers
 	}
 	t, ok := h.topics[key]
 	if !ok {
 		if h.cfg.MaxTopics > 0 && len(h.topics) >= h.cfg.MaxTopics || liveLoops.Load() >= MaxLoops {
+			giveIf(stream, lim)
 			return nil, ErrTooManyTopics
 		}
 		src := newSource()
 		if src == nil {
+			giveIf(stream, lim)
 			return nil, ErrNoSource
 		}
 		t = newTopic(h, key)
@@ -225,21 +233,11 @@ func (h *Hub) join(key string, newSource func() Source, format Format, stream bo
 	return t, nil
 }
 
-// SetMaxSubscribers caps the subscribers of the hub, over all its topics; 0 removes the
-// cap. Beyond it Subscribe returns ErrTooManySubscribers.
-func (h *Hub) SetMaxSubscribers(n int) { h.maxSubs.Store(int64(max(n, 0))) }
-
-// SetMaxLifetime makes streams served with Serve end after a random time between 90 %
-// and 100 % of d, so that clients reconnect and load spreads again; 0 lets them live.
-func (h *Hub) SetMaxLifetime(d time.Duration) { h.lifetime.Store(int64(max(d, 0))) }
-
-// Lifetime returns how long a stream opened now may live, with its jitter; 0 for ever.
-func (h *Hub) Lifetime() time.Duration {
-	d := time.Duration(h.lifetime.Load())
-	if d <= 0 {
-		return 0
+// giveIf uncounts in lim the stream that join counted, when it was one.
+func giveIf(stream bool, lim Limits) {
+	if stream {
+		lim.give()
 	}
-	return d - rand.N(d/10+1)
 }
 
 // Subscribers returns the subscribers of the hub.

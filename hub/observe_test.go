@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"strings"
@@ -75,47 +74,5 @@ func TestObserverSeesSubscribersLoopsAndResumes(t *testing.T) {
 	h.Close()
 	if subs, loops, _ := rec.counts(); subs != 0 || loops != 0 {
 		t.Fatalf("after Close the observer counts %d subscribers, %d loops; want 0", subs, loops)
-	}
-}
-
-// TestMaxSubscribers refuses the subscriber beyond the cap, and takes one again when
-// another has left.
-func TestMaxSubscribers(t *testing.T) {
-	t.Parallel()
-	h := newHub(t, Config{})
-	h.SetMaxSubscribers(2)
-	src := newDocSource()
-	a := subscribe(t, h, src, "")
-	subscribe(t, h, src, "")
-	if _, err := h.Subscribe("other", func() Source { return newDocSource() }, "", JSONPatch); !errors.Is(err, ErrTooManySubscribers) {
-		t.Fatalf("third subscriber: %v; want ErrTooManySubscribers", err)
-	}
-	a.sub.Close()
-	if _, err := h.Subscribe("k", func() Source { return src }, "", JSONPatch); err != nil {
-		t.Fatalf("after one left: %v", err)
-	}
-}
-
-// TestMaxLifetime closes a stream served with Serve within its lifetime, 90 to 100 % of
-// the configured one.
-func TestMaxLifetime(t *testing.T) {
-	t.Parallel()
-	h := newHub(t, Config{})
-	h.SetMaxLifetime(200 * time.Millisecond)
-	for range 20 {
-		if d := h.Lifetime(); d < 180*time.Millisecond || d > 200*time.Millisecond {
-			t.Fatalf("lifetime %v; want within [180ms, 200ms]", d)
-		}
-	}
-	c := serveClients(t, h, newDocSource(), 1, nil)[0]
-	go c.run()
-	start := time.Now()
-	select {
-	case <-c.ended():
-		if took := time.Since(start); took < 150*time.Millisecond {
-			t.Fatalf("stream ended after %v, before its lifetime", took)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("stream outlived max lifetime")
 	}
 }

@@ -48,7 +48,7 @@ const (
 func (s *Subscription) Serve(ctx context.Context, conn net.Conn) {
 	h := s.t.hub
 	st := &stream{sub: s, conn: conn, fd: socketFD(conn), timeout: h.cfg.WriteTimeout}
-	if d := h.Lifetime(); d > 0 {
+	if d := s.limits.Lifetime(); d > 0 {
 		st.ctx, st.cancel = context.WithTimeout(ctx, d)
 	} else {
 		st.ctx, st.cancel = context.WithCancel(ctx)

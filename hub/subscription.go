@@ -23,6 +23,7 @@ type Subscription struct {
 	owed    *catchUp // the catch-up owed, not computed yet
 	after   [][]byte // frames owed after the catch-up
 	buf     [][]byte // reused for the frames of each wake-up
+	limits  Limits   // the route's, which counts the subscription until it is closed
 	closed  bool
 }
 
@@ -241,6 +242,7 @@ func (s *Subscription) Close() {
 		return
 	}
 	s.closed = true
+	s.limits.give()
 	t.hub.subs.Add(-1)
 	t.hub.cfg.Observer.Subscribers(-1)
 	t.leaveLocked(s.format)
