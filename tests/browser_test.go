@@ -150,7 +150,14 @@ func startDemo(t *testing.T, file string, env map[string]string, siteVar string)
 // runE2E runs e2e.mjs with s and reports its checks.
 func runE2E(t *testing.T, s browserSettings) {
 	t.Helper()
-	data, err := json.Marshal(s)
+	runNodeChecks(t, "tests/browser/e2e.mjs", browserTimeout, s, e2eChecks)
+}
+
+// runNodeChecks runs a Node script of the tests with its settings, given as a JSON file,
+// logs what it prints, and checks that it passed want checks (`{"pass":…}` lines).
+func runNodeChecks(t *testing.T, script string, timeout time.Duration, settings any, want int) {
+	t.Helper()
+	data, err := json.Marshal(settings)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,14 +165,14 @@ func runE2E(t *testing.T, s browserSettings) {
 	if err := os.WriteFile(file, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runInRepo(t, browserTimeout, "node", "tests/browser/e2e.mjs", file)
+	out, err := runInRepo(t, timeout, "node", script, file)
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		t.Log(line)
 	}
 	if err != nil {
-		t.Fatalf("tests/browser/e2e.mjs: %v", err)
+		t.Fatalf("%s: %v", script, err)
 	}
-	if n := strings.Count(out, `{"pass":`); n != e2eChecks {
-		t.Fatalf("e2e.mjs passed %d checks, want %d", n, e2eChecks)
+	if n := strings.Count(out, `{"pass":`); n != want {
+		t.Fatalf("%s passed %d checks, want %d", script, n, want)
 	}
 }

@@ -46,6 +46,16 @@ func startCaddy(t testing.TB, siteBody string) *caddyProc {
 // startCaddyWith is startCaddy with extra global options, such as debug.
 func startCaddyWith(t testing.TB, globals, siteBody string) *caddyProc {
 	t.Helper()
+	return startCaddyConfig(t, func(c *caddyProc) string {
+		return caddyfileWith(c.adminAddr, c.siteAddr, globals, siteBody)
+	})
+}
+
+// startCaddyConfig writes the Caddyfile that config makes for the process's admin and
+// site addresses, starts Caddy on it and waits until both answer. The process is killed
+// when the test ends.
+func startCaddyConfig(t testing.TB, config func(c *caddyProc) string) *caddyProc {
+	t.Helper()
 	dir := t.TempDir()
 	c := &caddyProc{
 		t:         t,
@@ -55,7 +65,7 @@ func startCaddyWith(t testing.TB, globals, siteBody string) *caddyProc {
 		stderr:    new(syncBuffer),
 		exited:    make(chan struct{}),
 	}
-	c.config = []byte(caddyfileWith(c.adminAddr, c.siteAddr, globals, siteBody))
+	c.config = []byte(config(c))
 	if err := os.WriteFile(c.file, c.config, 0o600); err != nil {
 		t.Fatal(err)
 	}

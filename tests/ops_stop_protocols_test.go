@@ -9,8 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -138,25 +136,11 @@ func firstEvent(br *bufio.Reader, typ string) error {
 // certificate from Caddy's internal CA, served over HTTP/1.1, HTTP/2 and HTTP/3.
 func startCaddyTLS(t testing.TB, siteBody string) *caddyProc {
 	t.Helper()
-	dir := t.TempDir()
-	c := &caddyProc{
-		t:         t,
-		file:      filepath.Join(dir, "Caddyfile"),
-		adminAddr: freeAddr(t),
-		siteAddr:  freeAddr(t),
-		stderr:    new(syncBuffer),
-		exited:    make(chan struct{}),
-	}
-	c.config = []byte(fmt.Sprintf("{\n\tadmin %s\n\tpersist_config off\n\tlocal_certs\n\tskip_install_trust\n"+
-		"\tauto_https disable_redirects\n\tservers {\n\t\tprotocols h1 h2 h3\n\t}\n}\n\n"+
-		"https://%s {\n\tbind 127.0.0.1\n\ttls internal\n%s\n}\n", c.adminAddr, c.siteAddr, indent(siteBody)))
-	if err := os.WriteFile(c.file, c.config, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c.start(dir)
-	t.Cleanup(c.cleanup)
-	c.waitReady()
-	return c
+	return startCaddyConfig(t, func(c *caddyProc) string {
+		return fmt.Sprintf("{\n\tadmin %s\n\tpersist_config off\n\tlocal_certs\n\tskip_install_trust\n"+
+			"\tauto_https disable_redirects\n\tservers {\n\t\tprotocols h1 h2 h3\n\t}\n}\n\n"+
+			"https://%s {\n\tbind 127.0.0.1\n\ttls internal\n%s\n}\n", c.adminAddr, c.siteAddr, indent(siteBody))
+	})
 }
 
 // waitCertificate waits until the site completes a TLS handshake with conf: Caddy

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -118,22 +117,5 @@ func rootTypeSite(upstream, webDir string, extra []string) string {
 // runRootTypeScript runs roottype.mjs with s and reports its checks.
 func runRootTypeScript(t *testing.T, s rootTypeSettings) {
 	t.Helper()
-	data, err := json.Marshal(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "settings.json")
-	if err := os.WriteFile(file, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, err := runInRepo(t, rootTypeTimeout, "node", "tests/roottype/roottype.mjs", file)
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		t.Log(line)
-	}
-	if err != nil {
-		t.Fatalf("tests/roottype/roottype.mjs: %v", err)
-	}
-	if n := strings.Count(out, `{"pass":`); n != rootTypeChecks {
-		t.Fatalf("roottype.mjs passed %d checks, want %d", n, rootTypeChecks)
-	}
+	runNodeChecks(t, "tests/roottype/roottype.mjs", rootTypeTimeout, s, rootTypeChecks)
 }
