@@ -111,9 +111,15 @@ func newTopic(h *Hub, key string) *Topic {
 // stops is dropped rather than sent to nobody.
 func (t *Topic) Publish(ch diff.Change) { t.commit(t.encode(ch)) }
 
-// encode encodes ch, outside the lock, in the formats that have subscribers.
+// encode encodes ch, outside the lock, in the formats that have subscribers, and finds
+// where it touched the document, for the merge patches of later catch-ups.
 func (t *Topic) encode(ch diff.Change) *encodings {
 	enc := &encodings{ch: ch}
+	var err error
+	if enc.touches, err = ch.Touches(); err != nil {
+		enc.noMerge = true
+		t.hub.cfg.Logger.Error("reading the paths of a patch", append(t.hub.cfg.Describe(t.key), zap.Error(err))...)
+	}
 	var wanted [numFormats]bool
 	enc.first, wanted = t.formatsWanted()
 	for f, ok := range wanted {
@@ -140,7 +146,7 @@ func (t *Topic) commit(enc *encodings) {
 		}
 	}
 	f.size = distinctSize(f.data[:])
-	t.hist.add(v.ID, enc.ch.Patch)
+	t.hist.add(v.ID, enc.ch.Patch, enc.touches, enc.noMerge)
 	t.cur = v
 	t.cacheMu.Lock()
 	t.cacheVer, t.snap, t.catchUp = v, enc.snap, nil
@@ -248,25 +254,24 @@ func (t *Topic) heartbeat(now time.Time) {
 	}
 }
 
-// catchUpFrame returns the patch event in format f equivalent to joined, the RFC 6902
-// patch from a version in the history to version to, or the snapshot when that is
-// smaller or a merge patch cannot express the change. No lock is held: it may take long.
-func (t *Topic) catchUpFrame(joined []byte, f Format, to *diff.Version) []byte {
-	patch := joined
-	if f == MergePatch {
-		merge, ok, err := diff.MergeFromPatch(joined, to)
-		if err != nil {
-			t.hub.cfg.Logger.Error("building merge patch", append(t.hub.cfg.Describe(t.key), zap.Error(err))...)
-		}
-		if err != nil || !ok {
-			return t.snapshotOf(to)
+// catchUpFrame returns the patch event that brings a holder of c.from to c.to in c's
+// format, or the snapshot when that is smaller or a merge patch cannot express the
+// change. No lock is held: it may take long.
+func (t *Topic) catchUpFrame(c *catchUp) []byte {
+	var patch []byte
+	if c.format == MergePatch {
+		merge, ok := diff.MergeFromTouches(c.touches, c.to)
+		if !ok {
+			return t.snapshotOf(c.to)
 		}
 		patch = merge
+	} else {
+		patch = diff.JoinPatches(c.patches)
 	}
-	if len(patch) >= len(to.JSON) {
-		return t.snapshotOf(to)
+	if len(patch) >= len(c.to.JSON) {
+		return t.snapshotOf(c.to)
 	}
-	return patchFrame(to.ID, patch)
+	return patchFrame(c.to.ID, patch)
 }
 
 func (t *Topic) isStopped() bool {
