@@ -61,6 +61,12 @@ func mergePatch(touches []touch, doc *node) ([]byte, bool) {
 	// The members set at the top are at most those touched, and mostly the document's.
 	b := mergeBuilder{root: mergeNode{kids: make(map[string]*mergeNode, min(len(touches), len(doc.kids)))}}
 	for _, t := range touches {
+		if b.covered(t.at) {
+			// A value is set at or above t.at already: t.at resolves in doc at or
+			// below it, so set would change nothing. A catch-up over many versions
+			// touches the same members again and again.
+			continue
+		}
 		at, val := resolve(doc, t.at)
 		if !b.set(at, val) || val == nil {
 			continue
@@ -126,6 +132,20 @@ func resolve(doc *node, p pointer) (pointer, *node) {
 		}
 	}
 	return p, cur
+}
+
+// covered reports whether a value is set whole at or above p.
+func (b *mergeBuilder) covered(p pointer) bool {
+	m := &b.root
+	for _, tok := range p {
+		if m = m.kid(tok); m == nil {
+			return false
+		}
+		if m.leaf {
+			return true
+		}
+	}
+	return false
 }
 
 // set records that at takes val, and reports whether that made a new leaf.
