@@ -6,11 +6,38 @@ import (
 )
 
 // mergeNode is one level of a merge patch being built: either a leaf that sets a value
-// (or, with val nil, deletes a member), or an object of further levels.
+// (or, with val nil, deletes a member), or an object of further levels. Most objects of a
+// merge patch hold one member: it is kept inline until a second comes.
 type mergeNode struct {
 	leaf bool
 	val  *node
+	name string     // of the only level under m, while there is one
+	only *mergeNode // the only level under m
 	kids map[string]*mergeNode
+}
+
+// kid returns the level named name under m, or nil.
+func (m *mergeNode) kid(name string) *mergeNode {
+	switch {
+	case m.kids != nil:
+		return m.kids[name]
+	case m.only != nil && m.name == name:
+		return m.only
+	}
+	return nil
+}
+
+// addKid adds k under m as name, which m does not hold yet.
+func (m *mergeNode) addKid(name string, k *mergeNode) {
+	switch {
+	case m.kids != nil:
+		m.kids[name] = k
+	case m.only == nil:
+		m.name, m.only = name, k
+	default:
+		m.kids = map[string]*mergeNode{m.name: m.only, name: k}
+		m.name, m.only = "", nil
+	}
 }
 
 // touch is where one operation changes the document: its path, and whether the
@@ -31,10 +58,17 @@ func mergePatch(touches []touch, doc *node) ([]byte, bool) {
 	if !objectToObject(touches, doc) {
 		return nil, false
 	}
-	root := &mergeNode{}
+	// The members set at the top are at most those touched, and mostly the document's.
+	b := mergeBuilder{root: mergeNode{kids: make(map[string]*mergeNode, min(len(touches), len(doc.kids)))}}
 	for _, t := range touches {
+		if b.covered(t.at) {
+			// A value is set at or above t.at already: t.at resolves in doc at or
+			// below it, so set would change nothing. A catch-up over many versions
+			// touches the same members again and again.
+			continue
+		}
 		at, val := resolve(doc, t.at)
-		if !root.set(at, val) || val == nil {
+		if !b.set(at, val) || val == nil {
 			continue
 		}
 		if val.kind == kindNull || carriesNullMember(val) {
@@ -44,7 +78,26 @@ func mergePatch(touches []touch, doc *node) ([]byte, bool) {
 			return nil, false
 		}
 	}
-	return root.appendTo(nil), true
+	return b.root.appendTo(nil), true
+}
+
+// mergeBuilder builds a merge patch's levels, allocating them in blocks: a catch-up over
+// many versions sets thousands of members.
+type mergeBuilder struct {
+	root mergeNode
+	free []mergeNode
+}
+
+// mergeBlock is how many levels a mergeBuilder allocates at once.
+const mergeBlock = 256
+
+func (b *mergeBuilder) newNode() *mergeNode {
+	if len(b.free) == 0 {
+		b.free = make([]mergeNode, mergeBlock)
+	}
+	n := &b.free[0]
+	b.free = b.free[1:]
+	return n
 }
 
 // objectToObject reports whether the change took an object to the object doc: a merge
@@ -81,26 +134,38 @@ func resolve(doc *node, p pointer) (pointer, *node) {
 	return p, cur
 }
 
+// covered reports whether a value is set whole at or above p.
+func (b *mergeBuilder) covered(p pointer) bool {
+	m := &b.root
+	for _, tok := range p {
+		if m = m.kid(tok); m == nil {
+			return false
+		}
+		if m.leaf {
+			return true
+		}
+	}
+	return false
+}
+
 // set records that at takes val, and reports whether that made a new leaf.
-func (m *mergeNode) set(at pointer, val *node) bool {
+func (b *mergeBuilder) set(at pointer, val *node) bool {
+	m := &b.root
 	for _, tok := range at {
 		if m.leaf {
 			return false // an enclosing value is set whole already
 		}
-		if m.kids == nil {
-			m.kids = make(map[string]*mergeNode)
-		}
-		next := m.kids[tok]
+		next := m.kid(tok)
 		if next == nil {
-			next = &mergeNode{}
-			m.kids[tok] = next
+			next = b.newNode()
+			m.addKid(tok, next)
 		}
 		m = next
 	}
 	if m.leaf && m.val == val {
 		return false
 	}
-	m.leaf, m.val, m.kids = true, val, nil
+	*m = mergeNode{leaf: true, val: val}
 	return true
 }
 
@@ -125,6 +190,10 @@ func (m *mergeNode) appendTo(dst []byte) []byte {
 			return append(dst, "null"...)
 		}
 		return appendJSON(dst, m.val)
+	}
+	if m.only != nil {
+		dst = append(quote(append(dst, '{'), m.name), ':')
+		return append(m.only.appendTo(dst), '}')
 	}
 	keys := make([]string, 0, len(m.kids))
 	for k := range m.kids {

@@ -39,13 +39,13 @@ func TestMergePatchNeedsObjectRoots(t *testing.T) {
 		}
 		prev = ch.Version
 	}
-	states, patches, err := streamVersions(bodies)
+	states, changes, err := streamVersions(bodies)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range patches {
-		for j := i + 1; j <= len(patches); j++ {
-			if err := checkCatchUp(states[i], states[j], patches[i:j]); err != nil {
+	for i := range changes {
+		for j := i + 1; j <= len(changes); j++ {
+			if err := checkCatchUp(states[i], states[j], changes[i:j]); err != nil {
 				t.Errorf("catch-up %s -> %s: %v", states[i].JSON, states[j].JSON, err)
 			}
 		}

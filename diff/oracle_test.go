@@ -359,13 +359,13 @@ func TestOracleCatchUp(t *testing.T) {
 	cases := 0
 	for seed := range int64(seeds) {
 		name := fmt.Sprintf("versions/%d", seed)
-		states, patches, err := streamVersions(difftest.RandomVersions(seed, 20))
+		states, changes, err := streamVersions(difftest.RandomVersions(seed, 20))
 		if err != nil {
 			f.check(name, err)
 			continue
 		}
-		for i := range len(patches) {
-			f.check(fmt.Sprintf("%s from %d", name, i), checkCatchUp(states[i], states[len(states)-1], patches[i:]))
+		for i := range len(changes) {
+			f.check(fmt.Sprintf("%s from %d", name, i), checkCatchUp(states[i], states[len(states)-1], changes[i:]))
 			cases++
 		}
 	}
@@ -374,11 +374,11 @@ func TestOracleCatchUp(t *testing.T) {
 }
 
 // streamVersions runs bodies through a Tracker and returns the versions it streamed and
-// the patch between each two.
-func streamVersions(bodies [][]byte) ([]*diff.Version, [][]byte, error) {
+// the change between each two.
+func streamVersions(bodies [][]byte) ([]*diff.Version, []diff.Change, error) {
 	var tr diff.Tracker
 	var states []*diff.Version
-	var patches [][]byte
+	var changes []diff.Change
 	for i, body := range bodies {
 		ch, changed, err := tr.Update(body)
 		if err != nil {
@@ -389,20 +389,25 @@ func streamVersions(bodies [][]byte) ([]*diff.Version, [][]byte, error) {
 		}
 		states = append(states, ch.Version)
 		if i > 0 {
-			patches = append(patches, ch.Patch)
+			changes = append(changes, ch)
 		}
 	}
-	return states, patches, nil
+	return states, changes, nil
 }
 
-func checkCatchUp(from, to *diff.Version, patches [][]byte) error {
-	joined := diff.JoinPatches(patches)
+// checkCatchUp checks the catch-up from version from to version to over changes: the
+// joined patch, and its merge patch, which the changes' Touches must give alike.
+func checkCatchUp(from, to *diff.Version, changes []diff.Change) error {
+	joined := diff.JoinPatches(patchesOf(changes))
 	if err := checkPatch(from.JSON, joined, to.JSON); err != nil {
 		return fmt.Errorf("joined patch: %w", err)
 	}
 	merge, ok, err := diff.MergeFromPatch(joined, to)
 	if err != nil {
 		return fmt.Errorf("MergeFromPatch(%s): %w", joined, err)
+	}
+	if err := sameMergeFromTouches(changes, to, merge, ok); err != nil {
+		return err
 	}
 	if ok {
 		return checkMerge(from.JSON, merge, to.JSON)

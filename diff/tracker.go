@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 )
 
@@ -21,11 +20,11 @@ type Change struct {
 // lazyMerge builds a change's merge patch on first use: it costs an encoding of every
 // array the change touched, which only merge_patch subscribers need.
 type lazyMerge struct {
-	once  sync.Once
-	ops   []op
-	doc   *node
-	out   []byte
-	given bool // out came with the change
+	once    sync.Once
+	touches []touch
+	doc     *node
+	out     []byte
+	given   bool // out came with the change
 }
 
 // NewChange returns a change made elsewhere, such as one read back from a shared store:
@@ -64,14 +63,9 @@ func (c Change) MergePatch() []byte {
 		return m.outOrNil()
 	}
 	m.once.Do(func() {
-		touches, err := touchesOf(m.ops)
-		if err != nil {
-			panic("a patch made here has a bad pointer: " + err.Error())
-		}
-		if out, ok := mergePatch(touches, m.doc); ok {
+		if out, ok := mergePatch(m.touches, m.doc); ok {
 			m.out = out
 		}
-		m.ops = nil
 	})
 	return m.out
 }
@@ -181,7 +175,11 @@ func (t *Tracker) curJSON() []byte {
 func (t *Tracker) changes(a, b *node) ([]byte, *lazyMerge) {
 	t.w.ops, t.w.path = t.w.ops[:0], t.w.path[:0]
 	t.w.walk(a, b, scope{keys: t.keys, ignore: t.rules.ignore}, t.rootKey)
-	return appendPatch(nil, t.w.ops), &lazyMerge{ops: slices.Clone(t.w.ops), doc: b}
+	touches, err := touchesOf(t.w.ops)
+	if err != nil {
+		panic("a patch made here has a bad pointer: " + err.Error())
+	}
+	return appendPatch(nil, t.w.ops), &lazyMerge{touches: touches, doc: b}
 }
 
 // JoinPatches concatenates RFC 6902 patches, each a JSON array, into one array that

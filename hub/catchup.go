@@ -22,10 +22,11 @@ import (
 // missed and none is sent twice.
 type catchUp struct {
 	format  Format
-	from    string        // the version the client holds; "" when it gets a snapshot
-	to      *diff.Version // the version the client is brought to
-	patches [][]byte      // from the history, oldest first; nil for a snapshot
-	resume  bool          // asked for on subscribing: counted in the resume metrics
+	from    string         // the version the client holds; "" when it gets a snapshot
+	to      *diff.Version  // the version the client is brought to
+	patches [][]byte       // from the history, oldest first, in JSONPatch
+	touches []diff.Touches // from the history, oldest first, in MergePatch
+	resume  bool           // asked for on subscribing: counted in the resume metrics
 }
 
 // catchUpCacheMax bounds the catch-up frames a topic keeps for its current version. The
@@ -40,19 +41,37 @@ func (t *Topic) plan(id string, f Format) ([]byte, *catchUp) {
 	if t.cur == nil || id == t.cur.ID {
 		return nil, nil
 	}
-	c := &catchUp{format: Snapshot, to: t.cur}
+	c := &catchUp{format: f, from: id, to: t.cur}
 	if f != Snapshot {
-		// Patches that together outweigh the document would be no smaller than a
-		// snapshot, and are not joined. Unknown ids are the client's to choose: they
-		// all share the snapshot.
-		if patches, ok := t.hist.patchesSince(id, len(t.cur.JSON)); ok {
-			c.format, c.from, c.patches = f, id, patches
+		// The frame is kept only when it was computed as a patch from id: a client
+		// who holds an id many others hold costs no walk of the history.
+		if fr := t.cachedLocked(c); fr != nil {
+			return fr, nil
+		}
+		if t.joinable(c) {
+			return nil, c
 		}
 	}
+	// Patches that together outweigh the document would be no smaller than a snapshot,
+	// and are not joined. Unknown ids are the client's to choose: they all share the
+	// snapshot.
+	c.format, c.from = Snapshot, ""
 	if fr := t.cachedLocked(c); fr != nil {
 		return fr, nil
 	}
 	return nil, c
+}
+
+// joinable takes from the history what c joins, and reports whether it can be joined.
+// t.mu is held.
+func (t *Topic) joinable(c *catchUp) bool {
+	limit, ok := len(t.cur.JSON), false
+	if c.format == MergePatch {
+		c.touches, ok = t.hist.touchesSince(c.from, limit)
+	} else {
+		c.patches, ok = t.hist.patchesSince(c.from, limit)
+	}
+	return ok
 }
 
 // key identifies the computation of c among the topic's.
@@ -102,7 +121,7 @@ func (t *Topic) compute(ctx context.Context, c *catchUp) ([]byte, error) {
 	if c.from == "" {
 		fr = t.snapshotOf(c.to)
 	} else {
-		fr = t.catchUpFrame(diff.JoinPatches(c.patches), c.format, c.to)
+		fr = t.catchUpFrame(c)
 	}
 	t.remember(c, fr)
 	return fr, nil

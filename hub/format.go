@@ -47,11 +47,13 @@ func ParseFormat(s string) (Format, error) {
 // of a format gets the same bytes. Formats that send a snapshot share one frame. The
 // merge patch itself is computed only when merge_patch has subscribers.
 type encodings struct {
-	ch    diff.Change
-	first bool // the topic's first version: a snapshot in every format
-	snap  []byte
-	patch []byte
-	merge []byte
+	ch      diff.Change
+	touches diff.Touches // where ch touched the document
+	noMerge bool         // unknown touches: no catch-up merge patch spans ch
+	first   bool         // the topic's first version: a snapshot in every format
+	snap    []byte
+	patch   []byte
+	merge   []byte
 }
 
 // isSnapshot reports whether the change reaches subscribers of format f as a snapshot.

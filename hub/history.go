@@ -1,7 +1,10 @@
 package hub
 
-// history keeps the last versions of a topic with the patch into each, so that a client
-// holding any of them is caught up with one combined patch. It is bounded twice: by the
+import "github.com/pollsse/caddy-poll-sse/diff"
+
+// history keeps the last versions of a topic with the patch into each, and where that
+// patch touched the document, so that a client holding any of them is caught up with one
+// combined patch, or one merge patch built from the touched paths alone. It is bounded twice: by the
 // number of versions and by the bytes of their patches. Past either bound the oldest
 // versions go first; a client holding one of those gets a snapshot.
 type history struct {
@@ -14,9 +17,11 @@ type history struct {
 }
 
 type entry struct {
-	seq   uint64
-	id    string
-	patch []byte // from the previous version; nil for a topic's first
+	seq     uint64
+	id      string
+	patch   []byte       // from the previous version; nil for a topic's first
+	touches diff.Touches // where patch touched the document
+	noMerge bool         // patch could not be read: no merge patch spans it
 }
 
 // entryOverhead is counted for each version on top of its patch and id: the entry itself
@@ -26,19 +31,21 @@ const entryOverhead = 96
 // weight is what an entry counts against the byte budget. A patch's whole capacity is
 // counted: that is what the heap holds for it.
 func (e *entry) weight() int64 {
-	return int64(cap(e.patch) + len(e.id) + entryOverhead)
+	return int64(cap(e.patch) + len(e.id) + e.touches.Size() + entryOverhead)
 }
 
 func newHistory(size int, budget int64) history {
 	return history{entries: make([]entry, size), index: make(map[string]uint64, size), budget: budget}
 }
 
-func (h *history) add(id string, patch []byte) {
+// add adds version id, reached by patch, which touched the document where touches says;
+// noMerge when the touches are unknown.
+func (h *history) add(id string, patch []byte, touches diff.Touches, noMerge bool) {
 	if h.n == len(h.entries) {
 		h.dropOldest()
 	}
 	slot := &h.entries[h.next%uint64(len(h.entries))]
-	*slot = entry{seq: h.next, id: id, patch: patch}
+	*slot = entry{seq: h.next, id: id, patch: patch, touches: touches, noMerge: noMerge}
 	h.index[id] = h.next
 	h.next++
 	h.n++
@@ -61,22 +68,57 @@ func (h *history) dropOldest() {
 
 // patchesSince returns the patches that take a holder of version id to the newest
 // version, oldest first. It returns false when id is not in the history, or when the
-// patches together exceed limit bytes: a snapshot is then smaller than their join. The
-// history is walked from the newest version back, so an old id costs no more than limit.
+// patches together exceed limit bytes: a snapshot is then smaller than their join.
 func (h *history) patchesSince(id string, limit int) ([][]byte, bool) {
-	seq, ok := h.index[id]
+	first, ok := h.since(id, limit)
 	if !ok {
 		return nil, false
 	}
-	n, total := int(h.next-seq-1), 0
-	for s := h.next - 1; s > seq; s-- {
-		if total += len(h.entries[s%uint64(len(h.entries))].patch); total > limit {
-			return nil, false
-		}
-	}
-	out := make([][]byte, 0, n)
-	for s := seq + 1; s < h.next; s++ {
-		out = append(out, h.entries[s%uint64(len(h.entries))].patch)
+	out := make([][]byte, 0, h.next-first)
+	for s := first; s < h.next; s++ {
+		out = append(out, h.at(s).patch)
 	}
 	return out, true
+}
+
+// touchesSince returns where the changes that take a holder of version id to the newest
+// version touched the document, oldest first, on the terms of patchesSince. It also
+// returns false when a merge patch cannot span one of them.
+func (h *history) touchesSince(id string, limit int) ([]diff.Touches, bool) {
+	first, ok := h.since(id, limit)
+	if !ok {
+		return nil, false
+	}
+	out := make([]diff.Touches, 0, h.next-first)
+	for s := first; s < h.next; s++ {
+		e := h.at(s)
+		if e.noMerge {
+			return nil, false
+		}
+		out = append(out, e.touches)
+	}
+	return out, true
+}
+
+// since returns the sequence number of the first change a holder of version id needs to
+// reach the newest version. It returns false when id is not in the history, or when the
+// patches of those changes together exceed limit bytes. The history is walked from the
+// newest version back, so an old id costs no more than limit.
+func (h *history) since(id string, limit int) (uint64, bool) {
+	seq, ok := h.index[id]
+	if !ok {
+		return 0, false
+	}
+	total := 0
+	for s := h.next - 1; s > seq; s-- {
+		if total += len(h.at(s).patch); total > limit {
+			return 0, false
+		}
+	}
+	return seq + 1, true
+}
+
+// at returns the entry of sequence number s, which the history holds.
+func (h *history) at(s uint64) *entry {
+	return &h.entries[s%uint64(len(h.entries))]
 }

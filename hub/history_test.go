@@ -76,7 +76,7 @@ func TestHistoryEvictsOldestPastBudget(t *testing.T) {
 	t.Parallel()
 	h := newHistory(100, 3*(1000+entryOverhead+2))
 	for i := range 10 {
-		h.add(fmt.Sprintf("v%d", i), make([]byte, 1000))
+		h.add(fmt.Sprintf("v%d", i), make([]byte, 1000), diff.Touches{}, false)
 	}
 	if h.n != 3 {
 		t.Fatalf("%d versions held; want 3", h.n)
@@ -90,7 +90,7 @@ func TestHistoryEvictsOldestPastBudget(t *testing.T) {
 	if _, ok := h.patchesSince("v7", 1500); ok {
 		t.Fatal("patches beyond the limit were returned")
 	}
-	h.add("huge", make([]byte, 10_000))
+	h.add("huge", make([]byte, 10_000), diff.Touches{}, false)
 	if h.n != 1 || h.size != int64(10_000+len("huge")+entryOverhead) {
 		t.Fatalf("%d versions, %d bytes held after a patch beyond the budget; want the newest alone", h.n, h.size)
 	}

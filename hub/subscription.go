@@ -24,14 +24,14 @@ type Subscription struct {
 	after   [][]byte // frames owed after the catch-up
 	buf     [][]byte // reused for the frames of each wake-up
 	limits  Limits   // the route's, which counts the subscription until it is closed
-	closed  bool
+	closed  bool     // guarded by t.subsMu
 }
 
 // join counts a new subscriber in format f, so that the topic does not linger. The hub's
 // lock is held: a topic that is joined is not expired.
 func (t *Topic) join(f Format) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.subsMu.Lock()
+	defer t.subsMu.Unlock()
 	t.subs++
 	t.joins++
 	t.subsOf[f]++
@@ -236,8 +236,10 @@ func (t *Topic) catchUpFrames(s *Subscription) {
 // Close ends the subscription. The topic lingers after its last subscriber.
 func (s *Subscription) Close() {
 	t := s.t
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	t.subsMu.Lock()
+	defer t.subsMu.Unlock()
 	if s.closed {
 		return
 	}
@@ -250,13 +252,16 @@ func (s *Subscription) Close() {
 
 // leave uncounts a subscriber in format f that join counted.
 func (t *Topic) leave(f Format) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	t.subsMu.Lock()
+	defer t.subsMu.Unlock()
 	t.leaveLocked(f)
 }
 
-// leaveLocked is leave with t.mu held. After the last subscriber the topic lingers: for
-// the hub's Linger, or BriefLinger at most while no poll has answered yet. A topic whose
+// leaveLocked is leave with t.mu held for reading and t.subsMu held. After the last
+// subscriber the topic lingers: for the hub's Linger, or BriefLinger at most while no
+// poll has answered yet. A topic whose
 // upstream failed keeps the whole Linger although it has no document: its source's backoff,
 // and any Retry-After the upstream asked for, go on protecting the upstream from the
 // clients that come back, which a new topic would poll at once.

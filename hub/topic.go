@@ -58,11 +58,15 @@ type Topic struct {
 	cancel context.CancelFunc
 	source Source
 
+	// subsMu guards the subscriber counts, apart from mu: clients that come and go
+	// never hold up the readers of the log. It is taken after mu when both are.
+	subsMu sync.Mutex
+	subs   int
+	subsOf [numFormats]int // subscribers by format: a change is encoded in those in use
+	linger *time.Timer
+	joins  uint64 // subscribers that joined so far: a linger set before the last join stops nothing
+
 	mu      sync.RWMutex
-	subs    int
-	subsOf  [numFormats]int // subscribers by format: a change is encoded in those in use
-	linger  *time.Timer
-	joins   uint64    // subscribers that joined so far: a linger set before the last join stops nothing
 	last    time.Time // when the last frame was added: heartbeats fill idle time
 	stopped bool
 	wake    chan struct{} // closed and replaced when a frame is added or the topic stops
@@ -111,9 +115,15 @@ func newTopic(h *Hub, key string) *Topic {
 // stops is dropped rather than sent to nobody.
 func (t *Topic) Publish(ch diff.Change) { t.commit(t.encode(ch)) }
 
-// encode encodes ch, outside the lock, in the formats that have subscribers.
+// encode encodes ch, outside the lock, in the formats that have subscribers, and finds
+// where it touched the document, for the merge patches of later catch-ups.
 func (t *Topic) encode(ch diff.Change) *encodings {
 	enc := &encodings{ch: ch}
+	var err error
+	if enc.touches, err = ch.Touches(); err != nil {
+		enc.noMerge = true
+		t.hub.cfg.Logger.Error("reading the paths of a patch", append(t.hub.cfg.Describe(t.key), zap.Error(err))...)
+	}
 	var wanted [numFormats]bool
 	enc.first, wanted = t.formatsWanted()
 	for f, ok := range wanted {
@@ -134,13 +144,13 @@ func (t *Topic) commit(enc *encodings) {
 	}
 	v := enc.ch.Version
 	f := frame{version: v.ID}
-	for i, n := range t.subsOf {
-		if n > 0 {
+	for i, in := range t.formatsInUse() {
+		if in {
 			f.data[i], f.full[i] = enc.frame(Format(i)), enc.isSnapshot(Format(i))
 		}
 	}
 	f.size = distinctSize(f.data[:])
-	t.hist.add(v.ID, enc.ch.Patch)
+	t.hist.add(v.ID, enc.ch.Patch, enc.touches, enc.noMerge)
 	t.cur = v
 	t.cacheMu.Lock()
 	t.cacheVer, t.snap, t.catchUp = v, enc.snap, nil
@@ -153,10 +163,18 @@ func (t *Topic) commit(enc *encodings) {
 func (t *Topic) formatsWanted() (first bool, wanted [numFormats]bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	return t.cur == nil, t.formatsInUse()
+}
+
+// formatsInUse reports which formats have subscribers. A subscriber is counted before it
+// reads the log's head under mu, so a frame added under mu after that holds its format.
+func (t *Topic) formatsInUse() (in [numFormats]bool) {
+	t.subsMu.Lock()
+	defer t.subsMu.Unlock()
 	for f, n := range t.subsOf {
-		wanted[f] = n > 0
+		in[f] = n > 0
 	}
-	return t.cur == nil, wanted
+	return in
 }
 
 // distinctSize returns the total length of data, counting shared slices once.
@@ -248,25 +266,24 @@ func (t *Topic) heartbeat(now time.Time) {
 	}
 }
 
-// catchUpFrame returns the patch event in format f equivalent to joined, the RFC 6902
-// patch from a version in the history to version to, or the snapshot when that is
-// smaller or a merge patch cannot express the change. No lock is held: it may take long.
-func (t *Topic) catchUpFrame(joined []byte, f Format, to *diff.Version) []byte {
-	patch := joined
-	if f == MergePatch {
-		merge, ok, err := diff.MergeFromPatch(joined, to)
-		if err != nil {
-			t.hub.cfg.Logger.Error("building merge patch", append(t.hub.cfg.Describe(t.key), zap.Error(err))...)
-		}
-		if err != nil || !ok {
-			return t.snapshotOf(to)
+// catchUpFrame returns the patch event that brings a holder of c.from to c.to in c's
+// format, or the snapshot when that is smaller or a merge patch cannot express the
+// change. No lock is held: it may take long.
+func (t *Topic) catchUpFrame(c *catchUp) []byte {
+	var patch []byte
+	if c.format == MergePatch {
+		merge, ok := diff.MergeFromTouches(c.touches, c.to)
+		if !ok {
+			return t.snapshotOf(c.to)
 		}
 		patch = merge
+	} else {
+		patch = diff.JoinPatches(c.patches)
 	}
-	if len(patch) >= len(to.JSON) {
-		return t.snapshotOf(to)
+	if len(patch) >= len(c.to.JSON) {
+		return t.snapshotOf(c.to)
 	}
-	return patchFrame(to.ID, patch)
+	return patchFrame(c.to.ID, patch)
 }
 
 func (t *Topic) isStopped() bool {
@@ -276,15 +293,15 @@ func (t *Topic) isStopped() bool {
 }
 
 func (t *Topic) idle() bool {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+	t.subsMu.Lock()
+	defer t.subsMu.Unlock()
 	return t.subs == 0
 }
 
 // idleSince reports whether t has no subscriber and none joined since it had joins.
 func (t *Topic) idleSince(joins uint64) bool {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+	t.subsMu.Lock()
+	defer t.subsMu.Unlock()
 	return t.subs == 0 && t.joins == joins
 }
 
@@ -299,17 +316,25 @@ func (t *Topic) stop() {
 	liveLoops.Add(-1)
 	t.hub.cfg.Observer.Loops(-1)
 	t.hub.cfg.Stopped(t.key, t.source)
+	t.subsMu.Lock()
 	if t.linger != nil {
 		t.linger.Stop()
 	}
+	t.subsMu.Unlock()
 	close(t.wake)
+}
+
+func (t *Topic) subscribers() int {
+	t.subsMu.Lock()
+	defer t.subsMu.Unlock()
+	return t.subs
 }
 
 // describe describes the topic for operators.
 func (t *Topic) describe() LoopStatus {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	ls := LoopStatus{Key: t.key, Subscribers: t.subs, History: t.hist.n, Upstream: t.status, Source: t.source}
+	ls := LoopStatus{Key: t.key, Subscribers: t.subscribers(), History: t.hist.n, Upstream: t.status, Source: t.source}
 	if t.cur != nil {
 		ls.Version = t.cur.ID
 	}
