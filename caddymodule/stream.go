@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -31,7 +30,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, lp loop) e
 	lastID, _ := sse.ParseLastEventID(lastEventID(r))
 	sub, err := h.hub.Subscribe(lp.key, lp.newSource, lastID, format)
 	if errors.Is(err, hub.ErrTooManyTopics) || errors.Is(err, hub.ErrTooManySubscribers) {
-		return h.overCapacity(w, err)
+		return h.unavailable(w, err)
 	}
 	if errors.Is(err, hub.ErrNoSource) {
 		return h.tooManyClientLoops(w, err)
@@ -106,17 +105,6 @@ func (h *Handler) streamContext(r *http.Request) (context.Context, context.Cance
 		return context.WithTimeout(r.Context(), d)
 	}
 	return context.WithCancel(r.Context())
-}
-
-// overCapacity answers 503 to a client beyond max_subscribers or the cap on poll loops,
-// telling it to retry after the route's retry delay.
-func (h *Handler) overCapacity(w http.ResponseWriter, err error) error {
-	retry := time.Duration(h.Retry)
-	if retry <= 0 {
-		retry = hub.DefaultRetry
-	}
-	w.Header().Set("Retry-After", strconv.Itoa(int(max(retry.Round(time.Second), time.Second)/time.Second)))
-	return caddyhttp.Error(http.StatusServiceUnavailable, err)
 }
 
 func setStreamHeaders(hdr http.Header) {

@@ -9,34 +9,15 @@
 // URL, the admin API's URL, the Caddyfile to reload with, the directory of the simulated
 // API (where the file "down" makes it fail), where to write the screenshot, the URL of
 // the HTTP/2 variant, and the browser's path.
-import { chromium } from 'playwright-core';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
+import { assert, launchChromium, pass } from './harness.mjs';
 
 const settings = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const wait = { timeout: 30000, polling: 100 };
-const browserFlags = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--ignore-certificate-errors',
-];
 
-function pass(check, details = {}) {
-  console.log(JSON.stringify({ pass: check, ...details }));
-}
-
-function assert(ok, message, details) {
-  if (!ok) throw new Error(`${message}${details === undefined ? '' : ': ' + JSON.stringify(details)}`);
-}
 
 async function fetchJSON(url, init = {}) {
   const res = await fetch(url, { ...init, signal: AbortSignal.timeout(10000) });
@@ -203,13 +184,9 @@ async function tenStreamsOverH2(context) {
 }
 
 async function main() {
-  const profile = mkdtempSync(join(tmpdir(), 'pollsse-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: settings.chromium,
-    args: browserFlags,
+  const { context, close } = await launchChromium(settings.chromium, {
     viewport: { width: 1360, height: 740 },
     colorScheme: 'light',
-    timeout: 60000,
   });
   try {
     const page = await context.newPage();
@@ -221,8 +198,7 @@ async function main() {
     await mergePatchToggle(page);
     if (settings.h2Base) await tenStreamsOverH2(context);
   } finally {
-    await context.close();
-    rmSync(profile, { recursive: true, force: true });
+    await close();
   }
 }
 

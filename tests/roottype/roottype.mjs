@@ -23,35 +23,17 @@
 // chromium?}: Caddy's site URL, that of a second node for the resuming clients, the URL
 // that a PUT of a JSON text makes the upstream's document, the stream routes and their
 // formats, the documents in turn, and the browser's path.
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import jsonpatch from 'fast-json-patch';
 import mergePatch from 'json-merge-patch';
+import { assert, launchChromium, pass } from '../browser/harness.mjs';
 
 const settings = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const formats = ['json_patch', 'merge_patch', 'snapshot'];
 const stepTimeout = 10000;
-const browserFlags = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
-function pass(check, details = {}) {
-  console.log(JSON.stringify({ pass: check, ...details }));
-}
-
-function assert(ok, message, details) {
-  if (!ok) throw new Error(`${message}${details === undefined ? '' : ': ' + JSON.stringify(details)}`);
-}
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -213,13 +195,7 @@ function browserStreams() {
 }
 
 async function openBrowser() {
-  const { chromium } = await import('playwright-core');
-  const profile = mkdtempSync(join(tmpdir(), 'pollsse-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: settings.chromium,
-    args: browserFlags,
-    timeout: 60000,
-  });
+  const { context, close } = await launchChromium(settings.chromium);
   const page = await context.newPage();
   page.on('pageerror', (err) => console.log(JSON.stringify({ pageerror: String(err) })));
   await page.goto(`${settings.base}/page`, { timeout: 15000 });
@@ -235,10 +211,6 @@ async function openBrowser() {
   }, streams);
   const states = () =>
     page.evaluate(() => window.lives.map((l) => ({ doc: l.live.document, id: l.live.version, types: l.types })));
-  const close = async () => {
-    await context.close();
-    rmSync(profile, { recursive: true, force: true });
-  };
   return { streams, states, close };
 }
 
