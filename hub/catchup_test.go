@@ -33,6 +33,21 @@ func blockComputations(t *testing.T, h *Hub) (started <-chan *catchUp, release f
 	return ch, release
 }
 
+// liveAtFifth subscribes a live client in format f and publishes doc(0) to doc(5); it
+// returns the client and the id of doc(0).
+func liveAtFifth(t *testing.T, h *Hub, src *docSource, f Format) (*client, string) {
+	t.Helper()
+	live := subscribeIn(t, h, src, "", f)
+	src.send(t, doc(0))
+	live.waitDoc(t, doc(0))
+	old := live.id
+	for i := 1; i <= 5; i++ {
+		src.send(t, doc(i))
+		live.waitDoc(t, doc(i))
+	}
+	return live, old
+}
+
 // TestCatchUpDoesNotBlockPublish resumes a client from an old id while its catch-up is
 // being computed, held for as long as the test likes: meanwhile a new version is
 // published and reaches a live subscriber, and the resumed client ends with every
@@ -44,14 +59,7 @@ func TestCatchUpDoesNotBlockPublish(t *testing.T) {
 			t.Parallel()
 			h := newHub(t, Config{})
 			src := newDocSource()
-			live := subscribeIn(t, h, src, "", f)
-			src.send(t, doc(0))
-			live.waitDoc(t, doc(0))
-			old := live.id
-			for i := 1; i <= 5; i++ {
-				src.send(t, doc(i))
-				live.waitDoc(t, doc(i))
-			}
+			live, old := liveAtFifth(t, h, src, f)
 			started, release := blockComputations(t, h)
 
 			resumed := make(chan *client, 1)
@@ -97,14 +105,7 @@ func TestConcurrentResumesComputeOnce(t *testing.T) {
 			t.Parallel()
 			h := newHub(t, Config{})
 			src := newDocSource()
-			live := subscribeIn(t, h, src, "", f)
-			src.send(t, doc(0))
-			live.waitDoc(t, doc(0))
-			old := live.id
-			for i := 1; i <= 5; i++ {
-				src.send(t, doc(i))
-				live.waitDoc(t, doc(i))
-			}
+			_, old := liveAtFifth(t, h, src, f)
 			var computed atomic.Int32
 			started, release := blockComputations(t, h)
 
