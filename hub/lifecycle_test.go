@@ -18,8 +18,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/pollsse/caddy-poll-sse/diff"
-	"github.com/pollsse/caddy-poll-sse/hub/redistest"
 	"github.com/pollsse/caddy-poll-sse/poller"
+	"github.com/pollsse/caddy-poll-sse/redisstore/redistest"
 )
 
 // landingSource polls as fast as it can, at most maxPolls times, and when its context

@@ -12,8 +12,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pollsse/caddy-poll-sse/diff"
-	"github.com/pollsse/caddy-poll-sse/hub/redistest"
 	"github.com/pollsse/caddy-poll-sse/poller"
+	"github.com/pollsse/caddy-poll-sse/redisstore/redistest"
 )
 
 // counter is an upstream serving the document {"n":n}, counting requests.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pollsse/caddy-poll-sse/hub/redistest"
+	"github.com/pollsse/caddy-poll-sse/redisstore/redistest"
 )
 
 const (

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pollsse/caddy-poll-sse/hub/redistest"
+	"github.com/pollsse/caddy-poll-sse/redisstore/redistest"
 )
 
 // The root-type tests walk the upstream document's root through every kind behind a real
