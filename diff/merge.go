@@ -55,8 +55,14 @@ type touch struct {
 // array or a scalar, a member's new value is null, or an object is replaced whole where
 // the target may still hold an object.
 func mergePatch(touches []touch, doc *node) ([]byte, bool) {
+	return appendMergePatch(nil, touches, doc)
+}
+
+// appendMergePatch is mergePatch appending to dst, which it returns unchanged when it
+// reports false.
+func appendMergePatch(dst []byte, touches []touch, doc *node) ([]byte, bool) {
 	if !objectToObject(touches, doc) {
-		return nil, false
+		return dst, false
 	}
 	// The members set at the top are at most those touched, and mostly the document's.
 	b := mergeBuilder{root: mergeNode{kids: make(map[string]*mergeNode, min(len(touches), len(doc.kids)))}}
@@ -72,13 +78,13 @@ func mergePatch(touches []touch, doc *node) ([]byte, bool) {
 			continue
 		}
 		if val.kind == kindNull || carriesNullMember(val) {
-			return nil, false
+			return dst, false
 		}
 		if val.kind == kindObject && !createdWhole(touches, at) {
-			return nil, false
+			return dst, false
 		}
 	}
-	return b.root.appendTo(nil), true
+	return b.root.appendTo(dst), true
 }
 
 // mergeBuilder builds a merge patch's levels, allocating them in blocks: a catch-up over

@@ -48,6 +48,13 @@ func (t Touches) Size() int {
 // byte for byte, and reports false in the same cases: a merge patch cannot express the
 // change.
 func MergeFromTouches(changes []Touches, to *Version) ([]byte, bool) {
+	return AppendMergeFromTouches(nil, changes, to)
+}
+
+// AppendMergeFromTouches is MergeFromTouches appending to dst: a caller that only copies
+// the patch into a frame reuses one buffer for catch-ups of any size. When it reports
+// false, dst is returned as it was.
+func AppendMergeFromTouches(dst []byte, changes []Touches, to *Version) ([]byte, bool) {
 	n := 0
 	for _, c := range changes {
 		n += len(c.list)
@@ -56,5 +63,5 @@ func MergeFromTouches(changes []Touches, to *Version) ([]byte, bool) {
 	for _, c := range changes {
 		all = append(all, c.list...)
 	}
-	return mergePatch(all, to.doc)
+	return appendMergePatch(dst, all, to.doc)
 }

@@ -10,7 +10,8 @@ import (
 
 // BenchmarkCatchUpMerge builds the merge patch of a catch-up over 300 versions of a
 // 128 KB object of 1,000 members, five of which change in each version: from the
-// changes' Touches, and, for comparison, from their joined JSON Patch.
+// changes' Touches, into a new buffer and into one reused as catch-ups reuse theirs,
+// and, for comparison, from their joined JSON Patch.
 func BenchmarkCatchUpMerge(b *testing.B) {
 	var tr Tracker
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -38,6 +39,15 @@ func BenchmarkCatchUpMerge(b *testing.B) {
 	b.Run("touches", func(b *testing.B) {
 		for b.Loop() {
 			if _, ok := MergeFromTouches(touches, to); !ok {
+				b.Fatal("refused")
+			}
+		}
+	})
+	b.Run("touches-reused-buffer", func(b *testing.B) {
+		var buf []byte
+		for b.Loop() {
+			var ok bool
+			if buf, ok = AppendMergeFromTouches(buf[:0], touches, to); !ok {
 				b.Fatal("refused")
 			}
 		}

@@ -39,6 +39,23 @@ func sameMergeFromTouches(changes []diff.Change, to *diff.Version, merge []byte,
 		if gotOK != ok || !bytes.Equal(got, merge) {
 			return fmt.Errorf("MergeFromTouches (%s) = %s, %v; MergeFromPatch = %s, %v", name, got, gotOK, merge, ok)
 		}
+		if err := sameAppended(ts, to, merge); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// sameAppended checks that AppendMergeFromTouches, into a reused buffer holding a
+// prefix, appends merge after the prefix, or leaves the buffer as it was when the merge
+// patch is refused (merge nil).
+func sameAppended(ts []diff.Touches, to *diff.Version, merge []byte) error {
+	buf := make([]byte, 0, 7)
+	buf = append(buf, "prefix:"...)
+	got, ok := diff.AppendMergeFromTouches(buf, ts, to)
+	want := "prefix:" + string(merge)
+	if ok != (merge != nil) || string(got) != want {
+		return fmt.Errorf("AppendMergeFromTouches = %q, %v; want %q", got, ok, want)
 	}
 	return nil
 }

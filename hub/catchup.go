@@ -114,6 +114,10 @@ func (t *Topic) compute(ctx context.Context, c *catchUp) ([]byte, error) {
 		return nil, err
 	}
 	defer release()
+	// A computation that ends hands its processor to the goroutines queued behind it,
+	// live delivery among them, before the next computation, woken by release, takes
+	// the rest of its time slice.
+	defer runtime.Gosched()
 	if t.hub.onCompute != nil {
 		t.hub.onCompute(c)
 	}

@@ -270,16 +270,27 @@ func (t *Topic) heartbeat(now time.Time) {
 // format, or the snapshot when that is smaller or a merge patch cannot express the
 // change. No lock is held: it may take long.
 func (t *Topic) catchUpFrame(c *catchUp) []byte {
-	var patch []byte
-	if c.format == MergePatch {
-		merge, ok := diff.MergeFromTouches(c.touches, c.to)
-		if !ok {
-			return t.snapshotOf(c.to)
-		}
-		patch = merge
-	} else {
-		patch = diff.JoinPatches(c.patches)
+	if c.format != MergePatch {
+		return t.patchOrSnapshot(c, diff.JoinPatches(c.patches))
 	}
+	buf := patchBufs.Get().(*[]byte)
+	defer patchBufs.Put(buf)
+	merge, ok := diff.AppendMergeFromTouches((*buf)[:0], c.touches, c.to)
+	*buf = merge
+	if !ok {
+		return t.snapshotOf(c.to)
+	}
+	return t.patchOrSnapshot(c, merge)
+}
+
+// patchBufs holds the buffers that catch-ups' merge patches are built in. Each patch is
+// copied into its frame at once, so a few buffers serve every catch-up, however large,
+// and the pool lets go of those unused since the last garbage collection.
+var patchBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// patchOrSnapshot returns the frame of the catch-up patch, or the snapshot when the
+// patch is no smaller.
+func (t *Topic) patchOrSnapshot(c *catchUp, patch []byte) []byte {
 	if len(patch) >= len(c.to.JSON) {
 		return t.snapshotOf(c.to)
 	}
