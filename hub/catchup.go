@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/pollsse/caddy-poll-sse/diff"
 )
@@ -113,11 +114,8 @@ func (t *Topic) compute(ctx context.Context, c *catchUp) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	// A computation that ends hands its processor to the goroutines queued behind it,
-	// live delivery among them, before the next computation, woken by release, takes
-	// the rest of its time slice.
-	defer runtime.Gosched()
+	start := time.Now()
+	defer func() { restAndRelease(time.Since(start), release) }()
 	if t.hub.onCompute != nil {
 		t.hub.onCompute(c)
 	}
@@ -131,13 +129,27 @@ func (t *Topic) compute(ctx context.Context, c *catchUp) ([]byte, error) {
 	return fr, nil
 }
 
-// computeSlots bounds the catch-ups computed at once in the process to half its CPUs:
-// a crowd of clients resuming from old ids then slows resumes down, not live delivery,
-// which the other half of the CPUs keeps up. It is made on first use, after the
-// process has set GOMAXPROCS.
+// computeSlots bounds the catch-ups computed at once in the process to half its CPUs,
+// and restAndRelease keeps each slot resting after a computation for as long as it
+// took: catch-ups then take at most a quarter of the process's CPU time, and a crowd of
+// clients resuming from old ids slows resumes down, not live delivery. Their frames go
+// to their clients as soon as they are computed; only the next computation waits. A
+// storm of clients resuming from the last few versions is not slowed: they ask for few
+// distinct catch-ups, each computed once. It is made on first use, after the process
+// has set GOMAXPROCS.
 var computeSlots = sync.OnceValue(func() chan struct{} {
 	return make(chan struct{}, max(runtime.GOMAXPROCS(0)/2, 1))
 })
+
+// restAndRelease gives a computing slot back once it has rested for busy, the time its
+// computation took.
+func restAndRelease(busy time.Duration, release func()) {
+	if busy <= 0 {
+		release()
+		return
+	}
+	time.AfterFunc(busy, release)
+}
 
 // acquireSlot waits for a computing slot until ctx ends or the hub closes, and returns
 // the function that gives it back.

@@ -350,3 +350,61 @@ func TestResumeWaitEndsWithContext(t *testing.T) {
 		t.Fatalf("got %v; want one patch", got)
 	}
 }
+
+// TestComputingSlotRests computes one catch-up that takes 500 ms, while a second waits
+// for the only computing slot: the first one's client gets its frame at once, and the
+// second computation starts no sooner than the first took again, so that catch-ups
+// take at most half of each slot's time, and live delivery keeps the rest.
+func TestComputingSlotRests(t *testing.T) {
+	t.Parallel()
+	const busy = 500 * time.Millisecond
+	h := newHub(t, Config{})
+	src := newDocSource()
+	live := subscribeIn(t, h, src, "", JSONPatch)
+	padded := func(i int) string { return fmt.Sprintf(`{"n":%d,"pad":%q}`, i, strings.Repeat("p", 1000)) }
+	var ids []string
+	for i := range 4 {
+		src.send(t, padded(i))
+		live.waitDoc(t, padded(i))
+		ids = append(ids, live.id)
+	}
+	h.slots = make(chan struct{}, 1)
+	starts := make(chan time.Time, 2)
+	h.onCompute = func(*catchUp) {
+		starts <- time.Now()
+		if len(starts) == 1 {
+			time.Sleep(busy)
+		}
+	}
+	firstFrame := make(chan time.Time, 1)
+	for i, from := range ids[:2] {
+		sub, err := h.Subscribe("k", func() Source { return src }, from, JSONPatch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(sub.Close)
+		if i == 0 {
+			// The second client asks while the first computation holds the slot.
+			go func() {
+				if _, err := sub.Next(contextWithTimeout(t, 10*time.Second)); err != nil {
+					t.Error(err)
+				}
+				firstFrame <- time.Now()
+			}()
+			for len(starts) == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			continue
+		}
+		if _, err := sub.Next(contextWithTimeout(t, 10*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, second := <-starts, <-starts
+	if gap := second.Sub(first); gap < 2*busy-50*time.Millisecond {
+		t.Errorf("the second computation started %v after the first, which took %v: the slot did not rest", gap, busy)
+	}
+	if got := <-firstFrame; !got.Before(second) {
+		t.Errorf("the first client got its frame at %v, after the slot rested (%v)", got, second)
+	}
+}
