@@ -21,6 +21,8 @@ type loop struct {
 	// a key.
 	key       string
 	newSource func() hub.Source
+	// poll is what the loop polls with: its URL, method, body and headers.
+	poll poller.Config
 }
 
 func (h *Handler) loopFor(r *http.Request) (loop, error) {
@@ -53,7 +55,7 @@ func (h *Handler) loopFor(r *http.Request) (loop, error) {
 	if h.clients != nil {
 		newSource = h.clients.limit(clientAddress(r), h.MaxLoopsPerClient, newSource)
 	}
-	return loop{key: key, newSource: newSource}, nil
+	return loop{key: key, newSource: newSource, poll: cfg}, nil
 }
 
 // forwarded returns the client headers named by forward, and a digest of them.

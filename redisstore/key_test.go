@@ -1,11 +1,15 @@
 package redisstore
 
 import (
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pollsse/caddy-poll-sse/poller"
+	"github.com/pollsse/caddy-poll-sse/redisstore/redistest"
 )
 
 // TestLoopIDCoversWhatIsPolled checks that every setting that changes what a loop sends
@@ -92,5 +96,40 @@ func TestKeysSharedAcrossStores(t *testing.T) {
 	p := &Store{Prefix: "app2:"}
 	if lease, _ := p.Keys(cfg); lease != "app2:"+tag+":lease" {
 		t.Errorf("prefixed lease %s", lease)
+	}
+}
+
+// TestTenantsOnOneURLStaySeparate runs two nodes on one Redis polling the same URL with
+// different API keys, the upstream answering each key with its tenant's data: each
+// node's clients get only their own tenant's document.
+func TestTenantsOnOneURLStaySeparate(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"secret":"data of %s"}`, req.Header.Get("X-Api-Key"))
+	}))
+	t.Cleanup(up.Close)
+	var clients []*client
+	for _, tenant := range []string{"tenant-a", "tenant-b"} {
+		cfg := poller.Config{URL: up.URL, Interval: 20 * time.Millisecond, Client: up.Client(), Header: http.Header{"X-Api-Key": {tenant}}}
+		n := newNode(t, r, cfg)
+		clients = append(clients, n.subscribe(t, ""))
+	}
+	for i, tenant := range []string{"tenant-a", "tenant-b"} {
+		clients[i].waitDoc(t, `{"secret":"data of `+tenant+`"}`)
+	}
+	time.Sleep(100 * time.Millisecond)
+	for i, tenant := range []string{"tenant-a", "tenant-b"} {
+		for clients[i].read(50*time.Millisecond) == nil { // take whatever else arrived
+		}
+		if !clients[i].holds(`{"secret":"data of ` + tenant + `"}`) {
+			t.Errorf("%s's client holds %s", tenant, clients[i].doc)
+		}
+		for _, m := range clients[i].events {
+			if strings.Contains(m.Data, "data of") && !strings.Contains(m.Data, tenant) {
+				t.Errorf("%s's client was sent %s", tenant, m.Data)
+			}
+		}
 	}
 }
