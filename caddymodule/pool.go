@@ -71,7 +71,7 @@ func (h *Handler) provisionHub(ctx caddy.Context) error {
 			Describe:     func(string) []zap.Field { return describeLoop(route, upstream) },
 			Observer:     m,
 			Stopped:      clients.stopped,
-		}), route: route, forward: h.Forward, metrics: m, redis: h.Store.redisStore(history), clients: clients, upstream: upstream}, nil
+		}), route: route, forward: h.Forward, metrics: m, redis: h.Store.redisStore(history, h.HistorySize), clients: clients, upstream: upstream}, nil
 	})
 	if err != nil {
 		return err

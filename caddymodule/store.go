@@ -111,15 +111,16 @@ func (s *Store) redisOptions() *redis.UniversalOptions {
 }
 
 // redisStore returns the Redis store the route's hub uses, or nil for memory.
-func (s *Store) redisStore(history int) *redisstore.Store {
+func (s *Store) redisStore(history int, historyBytes int64) *redisstore.Store {
 	if s == nil || s.Type != "redis" {
 		return nil
 	}
 	return &redisstore.Store{
-		Client:   redis.NewUniversalClient(s.redisOptions()),
-		Prefix:   s.Prefix,
-		LeaseTTL: time.Duration(s.LeaseTTL),
-		History:  history,
+		Client:       redis.NewUniversalClient(s.redisOptions()),
+		Prefix:       s.Prefix,
+		LeaseTTL:     time.Duration(s.LeaseTTL),
+		History:      history,
+		HistoryBytes: historyBytes,
 	}
 }
 

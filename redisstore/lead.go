@@ -121,7 +121,15 @@ func (s *Source) offer(ctx context.Context, value, sum string, r poller.Result) 
 	if err != nil || answer != appendWantBody || r.NotModified {
 		return answer, err
 	}
-	return appendEntry.Run(ctx, s.store.Client, keys, value, maxLen, "body", sum, strconv.Itoa(len(r.Body)), compress(r.Body)).Int()
+	data := compress(r.Body)
+	maxLen = strconv.FormatInt(s.store.maxLen(len(data)), 10)
+	return appendEntry.Run(ctx, s.store.Client, keys, value, maxLen, "body", sum, strconv.Itoa(len(r.Body)), data).Int()
+}
+
+// maxLen returns the MAXLEN of a stream whose newest body is stored in size bytes: the
+// history's count, or fewer entries when that many such bodies would pass its bytes.
+func (st *Store) maxLen(size int) int64 {
+	return max(1, min(int64(st.History), st.HistoryBytes/int64(max(size, 1))))
 }
 
 // digest identifies a body in the stream.

@@ -200,3 +200,28 @@ func TestRestoreHeapBounded(t *testing.T) {
 		t.Errorf("a stream 32 MiB larger grew the heap %d MiB more; want at most %d MiB", (large-small)>>20, restoreHeapSlack>>20)
 	}
 }
+
+// TestStreamTrimmedToHistoryBytes appends bodies that hardly compress: the stream keeps
+// as many as fit the history's bytes, not the history's count.
+func TestStreamTrimmedToHistoryBytes(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	client := redis.NewClient(&redis.Options{Addr: r.Addr})
+	t.Cleanup(func() { _ = client.Close() })
+	st := &Store{Client: client, History: 1000, HistoryBytes: 2 << 20}
+	s := st.Source(poller.Config{URL: "http://127.0.0.1:9/blobs"}, nil)
+	ctx := context.Background()
+	value := st.leaseValue()
+	client.Set(ctx, s.lease, value, 0)
+	for range 20 {
+		doc := randomDoc(500 << 10)
+		if _, err := s.offer(ctx, value, digest(doc), poller.Result{Body: doc, Status: 200}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, _ := client.XLen(ctx, s.stream).Result()
+	used := memoryUsage(t, client, s.stream)
+	if n < 1 || n > 4 || used > int64(allocatorSlack*float64(st.HistoryBytes)) {
+		t.Fatalf("stream holds %d entries in %d bytes; want at most 4 under %d bytes", n, used, st.HistoryBytes)
+	}
+}

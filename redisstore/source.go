@@ -26,6 +26,12 @@ const (
 	maxReadCount = 128
 )
 
+// Interface guards
+var (
+	_ hub.Source   = (*Source)(nil)
+	_ hub.Restorer = (*Source)(nil)
+)
+
 // Source is one loop shared through a Store. It implements hub.Source and hub.Restorer.
 type Source struct {
 	store         *Store

@@ -43,6 +43,10 @@ type Store struct {
 	// History bounds each stream's length, approximately (MAXLEN ~); default
 	// hub.DefaultHistory.
 	History int
+	// HistoryBytes bounds the stored bytes of each stream: a body is appended with a
+	// MAXLEN of at most HistoryBytes divided by its compressed size, so that a stream of
+	// similar bodies holds about HistoryBytes at most. Default hub.DefaultHistoryBytes.
+	HistoryBytes int64
 	// Node names this node in lease values; default a random id.
 	Node string
 
@@ -58,6 +62,9 @@ func (st *Store) defaults() {
 	}
 	if st.History <= 0 {
 		st.History = hub.DefaultHistory
+	}
+	if st.HistoryBytes <= 0 {
+		st.HistoryBytes = hub.DefaultHistoryBytes
 	}
 	if st.Node == "" {
 		st.Node = randomID()
