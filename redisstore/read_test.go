@@ -150,3 +150,51 @@ func TestHostileEntryRefused(t *testing.T) {
 	addBodies(t, n.store.Client, stream, [][]byte{[]byte(counted(1))})
 	c.waitDoc(t, counted(1))
 }
+
+// TestFollowsStreamThatWentBack replaces a followed stream with one whose entries lie
+// before the last entry read, as a failover that lost the newest entries, to a master
+// whose clock is behind, leaves it: the node goes back to the stream's last entry and
+// follows it.
+func TestFollowsStreamThatWentBack(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	up := newUpstream(t, counted(0))
+	n := newNode(t, r, up.config(time.Hour)) // one poll: the stream then moves only by the test's hand
+	c := n.subscribe(t, "")
+	c.waitDoc(t, counted(0))
+	_, stream := n.store.Keys(n.cfg)
+	ctx := context.Background()
+	ahead := counted(1)
+	err := n.store.Client.XAdd(ctx, &redis.XAddArgs{Stream: stream, ID: "99999999999999-0", Values: []any{
+		"sum", digest([]byte(ahead)), "size", strconv.Itoa(len(ahead)), "body", compress([]byte(ahead)),
+	}}).Err()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.waitDoc(t, ahead)
+	n.store.Client.Del(ctx, stream)
+	addBodies(t, n.store.Client, stream, [][]byte{[]byte(counted(2))})
+	c.waitDoc(t, counted(2))
+}
+
+// TestIDBefore checks the order of stream entry IDs, which is numeric, not textual.
+func TestIDBefore(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"1-0", "2-0", true},
+		{"9-0", "10-0", true},
+		{"10-0", "9-0", false},
+		{"5-1", "5-2", true},
+		{"5-2", "5-2", false},
+		{"0", "1-0", true},
+		{"1-0", "0", false},
+		{"x", "1-0", false},
+	} {
+		if got := idBefore(tc.a, tc.b); got != tc.want {
+			t.Errorf("idBefore(%q, %q) = %v", tc.a, tc.b, got)
+		}
+	}
+}

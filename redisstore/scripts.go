@@ -50,6 +50,12 @@ return add("sum", ARGV[4], "size", ARGV[5], "body", ARGV[6])
 `)
 )
 
+// lastEntryID returns the ID of the stream KEYS[1]'s last entry, without the entry;
+// nil when the stream is empty or missing.
+var lastEntryID = redis.NewScript(`local e = redis.call("XREVRANGE", KEYS[1], "+", "-", "COUNT", 1)[1]
+if e then return e[1] end
+return false`)
+
 // Answers of appendEntry.
 const (
 	appendRefused  = -1 // the lease is not this term's: the node must stop polling

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,11 @@ const (
 	maxReadCount = 128
 )
 
+// checkEvery is how many idle reads (of a second each) pass between two checks that the
+// stream did not go back behind the last entry read, as it does when a failover loses
+// the newest entries or the new master's clock is behind: see rewind.
+const checkEvery = 5
+
 // Interface guards
 var (
 	_ hub.Source   = (*Source)(nil)
@@ -45,6 +51,7 @@ type Source struct {
 	down      bool       // Redis could not be reached at the last try
 	upstream  hub.Status // the upstream health the stream last said
 	readCount int64      // the COUNT of the next read
+	idle      int        // reads in a row that found nothing
 
 	mu     sync.Mutex
 	poller *poller.Poller // while this node holds the lease
@@ -123,16 +130,61 @@ func (s *Source) Run(ctx context.Context, t *hub.Topic) {
 // so, keep the last document, and the reads are retried every second.
 func (s *Source) follow(ctx context.Context, t *hub.Topic) {
 	for ctx.Err() == nil {
-		_, err := s.read(ctx, t, time.Second)
-		if err == nil || ctx.Err() != nil {
-			continue
+		wasDown := s.down
+		n, err := s.read(ctx, t, time.Second)
+		switch {
+		case err == nil:
+			s.idle++
+			if n > 0 {
+				s.idle = 0
+			}
+			if wasDown || s.idle == checkEvery {
+				s.idle = 0
+				s.rewind(ctx, t)
+			}
+		case ctx.Err() == nil:
+			if !s.down {
+				s.down = true
+				t.Fail(0, ReasonStoreDown)
+			}
+			sleep(ctx, time.Second)
 		}
-		if !s.down {
-			s.down = true
-			t.Fail(0, ReasonStoreDown)
-		}
-		sleep(ctx, time.Second)
 	}
+}
+
+// rewind goes back to the stream's last entry when it lies before the last entry read:
+// the stream lost its newest entries, or was made anew, under IDs a read after the last
+// one would never reach. The node publishes that entry and reads on from it; the lease
+// holder appends the upstream's document after it, if it differs.
+func (s *Source) rewind(ctx context.Context, t *hub.Topic) {
+	last, err := lastEntryID.Run(ctx, s.store.Client, []string{s.stream}).Text()
+	if err != nil || !idBefore(last, s.lastID) {
+		return
+	}
+	msgs, err := s.store.Client.XRange(ctx, s.stream, last, last).Result()
+	if err != nil || len(msgs) == 0 {
+		return
+	}
+	s.take(t, msgs[0])
+	s.lastID = last
+}
+
+// idBefore reports whether the stream entry ID a comes before b; IDs that do not parse
+// come before none.
+func idBefore(a, b string) bool {
+	ams, aseq, ok1 := parseID(a)
+	bms, bseq, ok2 := parseID(b)
+	return ok1 && ok2 && (ams < bms || ams == bms && aseq < bseq)
+}
+
+func parseID(id string) (ms, seq uint64, ok bool) {
+	m, sq, found := strings.Cut(id, "-")
+	ms, err1 := strconv.ParseUint(m, 10, 64)
+	if !found {
+		return ms, 0, err1 == nil
+	}
+	seq, err2 := strconv.ParseUint(sq, 10, 64)
+	return ms, seq, err1 == nil && err2 == nil
 }
 
 // read takes a page of the entries after the last one read, waiting at most block for
