@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -184,5 +185,116 @@ func TestHealthEntriesAgainstStreamsLast(t *testing.T) {
 	want := []string{counted(1), "!upstream answered 503", "!upstream answered 502", "ok", "!timeout", counted(2)}
 	if got := streamBodies(t, client, s.stream); !slices.Equal(got, want) {
 		t.Fatalf("stream %q; want %q", got, want)
+	}
+}
+
+// gate is a go-redis hook that holds every command of its client while closed, as a
+// pause of the node (a long GC, SIGSTOP) or a partition from Redis does.
+type gate struct {
+	mu     sync.Mutex
+	closed chan struct{} // nil while open
+}
+
+func (g *gate) pause() {
+	g.mu.Lock()
+	g.closed = make(chan struct{})
+	g.mu.Unlock()
+}
+
+func (g *gate) resume() {
+	g.mu.Lock()
+	close(g.closed)
+	g.closed = nil
+	g.mu.Unlock()
+}
+
+func (g *gate) wait(ctx context.Context) error {
+	g.mu.Lock()
+	c := g.closed
+	g.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	select {
+	case <-c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (g *gate) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (g *gate) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if err := g.wait(ctx); err != nil {
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (g *gate) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if err := g.wait(ctx); err != nil {
+			return err
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestSplitBrainConverges cuts the lease holder off from Redis while the upstream moves
+// on, for longer than the lease TTL: the other node takes the lease and appends the newer
+// documents; when the old holder comes back, its append of the document it polled before
+// is refused, the stream never goes back to an older document, and every client ends on
+// the upstream's latest one. Several rounds, each on a loop of its own.
+func TestSplitBrainConverges(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	for round := range 3 {
+		up := newUpstream(t, counted(1))
+		var (
+			nodes   []*node
+			gates   []*gate
+			clients []*client
+		)
+		for range 2 {
+			n := newNode(t, r, up.config(20*time.Millisecond))
+			g := &gate{}
+			n.store.Client.AddHook(g)
+			nodes, gates = append(nodes, n), append(gates, g)
+			clients = append(clients, n.subscribe(t, ""))
+		}
+		for _, c := range clients {
+			c.waitDoc(t, counted(1))
+		}
+		old := leaderOf(t, nodes)
+		other := 1 - old
+		gates[old].pause()
+		up.set(counted(2)) // the old holder polls it and waits on Redis to append it
+		waitFor(t, "the other node to take the lease", nodes[other].leads)
+		clients[other].waitDoc(t, counted(2))
+		up.set(counted(3))
+		clients[other].waitDoc(t, counted(3))
+		gates[old].resume()
+		for _, c := range clients {
+			c.waitDoc(t, counted(3))
+		}
+		time.Sleep(200 * time.Millisecond) // let a late append land, were it accepted
+		_, stream := nodes[0].store.Keys(nodes[0].cfg)
+		bodies := streamBodies(t, nodes[0].store.Client, stream)
+		for i := 1; i < len(bodies); i++ {
+			if bodies[i] < bodies[i-1] { // counted(n) orders as n for n < 10
+				t.Fatalf("round %d: the stream went back from %s to %s: %q", round, bodies[i-1], bodies[i], bodies)
+			}
+		}
+		for i, c := range clients {
+			if !c.holds(counted(3)) {
+				t.Fatalf("round %d: node %d's client holds %s", round, i, c.doc)
+			}
+		}
+		for _, n := range nodes {
+			n.hub.Close()
+		}
 	}
 }
