@@ -114,16 +114,17 @@ func (s *Source) append(ctx context.Context, t *hub.Topic, tm *term, r poller.Re
 func (s *Source) offer(ctx context.Context, value, sum string, r poller.Result) (int, error) {
 	keys := []string{s.lease, s.stream}
 	maxLen := strconv.Itoa(s.store.History)
+	keep := s.store.Retention.Milliseconds()
 	if r.Err != nil {
-		return appendEntry.Run(ctx, s.store.Client, keys, value, maxLen, "fail", strconv.Itoa(r.Status), r.Err.Error()).Int()
+		return appendEntry.Run(ctx, s.store.Client, keys, value, maxLen, keep, "fail", strconv.Itoa(r.Status), r.Err.Error()).Int()
 	}
-	answer, err := appendEntry.Run(ctx, s.store.Client, keys, value, maxLen, "body", sum).Int()
+	answer, err := appendEntry.Run(ctx, s.store.Client, keys, value, maxLen, keep, "body", sum).Int()
 	if err != nil || answer != appendWantBody || r.NotModified {
 		return answer, err
 	}
 	data := compress(r.Body)
 	maxLen = strconv.FormatInt(s.store.maxLen(len(data)), 10)
-	return appendEntry.Run(ctx, s.store.Client, keys, value, maxLen, "body", sum, strconv.Itoa(len(r.Body)), data).Int()
+	return appendEntry.Run(ctx, s.store.Client, keys, value, maxLen, keep, "body", sum, strconv.Itoa(len(r.Body)), data).Int()
 }
 
 // maxLen returns the MAXLEN of a stream whose newest body is stored in size bytes: the

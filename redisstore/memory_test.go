@@ -225,3 +225,28 @@ func TestStreamTrimmedToHistoryBytes(t *testing.T) {
 		t.Fatalf("stream holds %d entries in %d bytes; want at most 4 under %d bytes", n, used, st.HistoryBytes)
 	}
 }
+
+// TestStreamExpiresAfterRetention checks that every poll of the lease holder sets the
+// stream to expire Retention after it, whether it appended or not, and that an expired
+// stream is gone.
+func TestStreamExpiresAfterRetention(t *testing.T) {
+	t.Parallel()
+	r := redistest.New(t)
+	client := redis.NewClient(&redis.Options{Addr: r.Addr})
+	t.Cleanup(func() { _ = client.Close() })
+	st := &Store{Client: client, Retention: 300 * time.Millisecond}
+	s := st.Source(poller.Config{URL: "http://127.0.0.1:9/gone"}, nil)
+	ctx := context.Background()
+	value := st.leaseValue()
+	client.Set(ctx, s.lease, value, 0)
+	doc := []byte(counted(1))
+	for i := range 2 { // an append, then an unchanged poll
+		if _, err := s.offer(ctx, value, digest(doc), poller.Result{Body: doc, Status: 200}); err != nil {
+			t.Fatal(err)
+		}
+		if ttl, err := client.PTTL(ctx, s.stream).Result(); err != nil || ttl <= 0 || ttl > st.Retention {
+			t.Fatalf("poll %d: the stream expires in %v, %v; want within %v", i, ttl, err, st.Retention)
+		}
+	}
+	waitFor(t, "the stream to expire", func() bool { return client.Exists(ctx, s.stream).Val() == 0 })
+}

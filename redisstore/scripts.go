@@ -13,12 +13,13 @@ var (
 	// KEYS[1]: nothing is written unless ARGV[1] holds the lease, and nothing that says
 	// what the stream's last entry says already. Every entry carries the digest ("sum")
 	// of the stream's current body: a body entry its own, a health entry the one of the
-	// entry before it.
+	// entry before it. The stream then expires ARGV[3] ms after this poll, so that a
+	// loop no node polls any more leaves nothing behind.
 	//
 	//	ARGV[2]  the stream's MAXLEN (approximate)
-	//	ARGV[3]  "body": ARGV[4] the body's digest, then, once asked for, ARGV[5] its
-	//	         size and ARGV[6] the compressed body
-	//	         "fail": ARGV[4] the HTTP status, ARGV[5] the reason
+	//	ARGV[4]  "body": ARGV[5] the body's digest, then, once asked for, ARGV[6] its
+	//	         size and ARGV[7] the compressed body
+	//	         "fail": ARGV[5] the HTTP status, ARGV[6] the reason
 	//
 	// It returns appendRefused, appendNothing, appendDone or appendWantBody.
 	appendEntry = redis.NewScript(`
@@ -37,16 +38,21 @@ local function add(...)
 	redis.call("XADD", KEYS[2], "MAXLEN", "~", ARGV[2], "*", ...)
 	return 1
 end
-if ARGV[3] == "fail" then
-	if err == ARGV[5] and status == ARGV[4] then return 0 end
-	return add("sum", sum, "status", ARGV[4], "error", ARGV[5])
+local function decide()
+	if ARGV[4] == "fail" then
+		if err == ARGV[6] and status == ARGV[5] then return 0 end
+		return add("sum", sum, "status", ARGV[5], "error", ARGV[6])
+	end
+	if ARGV[5] == sum then
+		if err ~= "" then return add("sum", sum, "status", "200", "error", "") end
+		return 0
+	end
+	if #ARGV < 7 then return 2 end
+	return add("sum", ARGV[5], "size", ARGV[6], "body", ARGV[7])
 end
-if ARGV[4] == sum then
-	if err ~= "" then return add("sum", sum, "status", "200", "error", "") end
-	return 0
-end
-if #ARGV < 6 then return 2 end
-return add("sum", ARGV[4], "size", ARGV[5], "body", ARGV[6])
+local answer = decide()
+redis.call("PEXPIRE", KEYS[2], ARGV[3])
+return answer
 `)
 )
 

@@ -26,8 +26,9 @@ import (
 
 // Defaults of Store.
 const (
-	DefaultPrefix   = "poll_sse:"
-	DefaultLeaseTTL = 5 * time.Second
+	DefaultPrefix    = "poll_sse:"
+	DefaultLeaseTTL  = 5 * time.Second
+	DefaultRetention = 24 * time.Hour
 )
 
 // Store shares poll loops between nodes through Redis.
@@ -47,6 +48,10 @@ type Store struct {
 	// MAXLEN of at most HistoryBytes divided by its compressed size, so that a stream of
 	// similar bodies holds about HistoryBytes at most. Default hub.DefaultHistoryBytes.
 	HistoryBytes int64
+	// Retention is how long a stream outlives the last poll of its loop by any node;
+	// default DefaultRetention. Loops whose URL came from a request, or that no route
+	// polls any more, leave nothing in Redis past it.
+	Retention time.Duration
 	// Node names this node in lease values; default a random id.
 	Node string
 
@@ -65,6 +70,9 @@ func (st *Store) defaults() {
 	}
 	if st.HistoryBytes <= 0 {
 		st.HistoryBytes = hub.DefaultHistoryBytes
+	}
+	if st.Retention <= 0 {
+		st.Retention = DefaultRetention
 	}
 	if st.Node == "" {
 		st.Node = randomID()
