@@ -271,9 +271,12 @@ func TestSplitBrainConverges(t *testing.T) {
 		old := leaderOf(t, nodes)
 		other := 1 - old
 		gates[old].pause()
+		paused := time.Now()
 		up.set(counted(2)) // the old holder polls it and waits on Redis to append it
 		waitFor(t, "the other node to take the lease", nodes[other].leads)
 		clients[other].waitDoc(t, counted(2))
+		t.Logf("round %d: the other node's client had the new document %v after the holder was cut off (lease TTL %v)",
+			round, time.Since(paused).Round(time.Millisecond), nodes[0].store.LeaseTTL)
 		up.set(counted(3))
 		clients[other].waitDoc(t, counted(3))
 		gates[old].resume()
