@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pollsse/caddy-poll-sse/hub"
+	"github.com/pollsse/caddy-poll-sse/redisstore"
 )
 
 // hubs holds the hubs of all routes across config loads, keyed by the settings that
@@ -28,7 +29,7 @@ type pooledHub struct {
 	route   string
 	forward []string
 	metrics *routeMetrics
-	redis   *hub.RedisStore // nil for the memory store
+	redis   *redisstore.Store // nil for the memory store
 	clients *clientLoops
 	// upstream is the route's upstream URL as logs and the admin API show it.
 	upstream string
@@ -70,7 +71,7 @@ func (h *Handler) provisionHub(ctx caddy.Context) error {
 			Describe:     func(string) []zap.Field { return describeLoop(route, upstream) },
 			Observer:     m,
 			Stopped:      clients.stopped,
-		}), route: route, forward: h.Forward, metrics: m, redis: h.Store.redisStore(history), clients: clients, upstream: upstream}, nil
+		}), route: route, forward: h.Forward, metrics: m, redis: h.Store.redisStore(history, h.HistorySize), clients: clients, upstream: upstream}, nil
 	})
 	if err != nil {
 		return err
