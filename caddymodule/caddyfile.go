@@ -52,7 +52,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_subscribers <n>
 //		max_connection_lifetime <duration>
 //		name      <label>
-//		store     memory | redis <address> {
+//		store     memory | redis <address...> {
+//			sentinel  <master> [<address...>]
+//			cluster
 //			username  <name>
 //			password  <secret>
 //			db        <n>
@@ -62,7 +64,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		}
 //	}
 //
-// header_up, ignore and array_key may repeat.
+// header_up, ignore and array_key may repeat. A store with one address is a single Redis
+// server; with several, or with cluster, a Redis Cluster; with sentinel, the addresses are
+// Sentinels watching <master>.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if !d.NextArg() {

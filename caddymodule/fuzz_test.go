@@ -136,6 +136,9 @@ func confine(raw json.RawMessage, upstream string) (json.RawMessage, bool) {
 	serve := true
 	if store, ok := cfg["store"].(map[string]any); ok && store["type"] == "redis" {
 		store["address"] = "127.0.0.1:1"
+		delete(store, "addresses")
+		delete(store, "cluster")
+		delete(store, "sentinel_master")
 		serve = false
 	}
 	out, err := json.Marshal(cfg)
