@@ -108,3 +108,16 @@ func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
 	t.Cleanup(func() { _ = rc.Close() })
 	return rc
 }
+
+// Keys returns the keys matching pattern on the one server at addr, such as one master of
+// a cluster.
+func Keys(ctx context.Context, addr, pattern string) ([]string, error) {
+	rc := redis.NewClient(&redis.Options{Addr: addr})
+	defer rc.Close()
+	var keys []string
+	iter := rc.Scan(ctx, 0, pattern, 100).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	return keys, iter.Err()
+}

@@ -24,6 +24,11 @@ const (
 	sentinelTimeout   = 30 * time.Second // for the Sentinels to know each other and the replica
 )
 
+// FailoverTimeout bounds how long the Sentinels take to promote the replica once the
+// master is killed: the master is found down after a second, and a failover that stalls
+// is retried after three seconds.
+const FailoverTimeout = 30 * time.Second
+
 // Sentinel is a Redis master with one replica, watched by three Sentinels, each a process
 // of the test's own on loopback ports, keeping no data on disk.
 type Sentinel struct {
@@ -214,7 +219,7 @@ func (s *Sentinel) KillMaster() string {
 func (s *Sentinel) WaitPromoted(old string) string {
 	s.t.Helper()
 	var promoted string
-	err := waitFor(sentinelTimeout, func() error {
+	err := waitFor(FailoverTimeout, func() error {
 		for _, addr := range s.Addrs {
 			sc := redis.NewSentinelClient(&redis.Options{Addr: addr})
 			hp, err := sc.GetMasterAddrByName(context.Background(), s.Master).Result()
@@ -232,7 +237,7 @@ func (s *Sentinel) WaitPromoted(old string) string {
 		return nil
 	})
 	if err != nil {
-		s.t.Fatalf("no replica promoted within %v: %v", sentinelTimeout, err)
+		s.t.Fatalf("no replica promoted within %v: %v", FailoverTimeout, err)
 	}
 	return promoted
 }
