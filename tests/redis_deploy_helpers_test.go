@@ -1,8 +1,11 @@
 package tests
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,13 +37,38 @@ func startNodes(t *testing.T, n int, site func(i int) string) []*caddyProc {
 	return nodes
 }
 
-// pause stops the process (SIGSTOP), as a long GC pause or a frozen VM would; resume
-// lets it run on (SIGCONT).
+// pause stops the process (SIGSTOP), as a long GC pause or a frozen VM would, and waits
+// until every thread of it has stopped; resume lets it run on (SIGCONT).
 func (c *caddyProc) pause() {
 	c.t.Helper()
+	pid := c.cmd.Process.Pid
 	if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		c.t.Fatalf("pausing caddy (pid %d): %v", c.cmd.Process.Pid, err)
+		c.t.Fatalf("pausing caddy (pid %d): %v", pid, err)
 	}
+	if !eventually(caddyStopTimeout, func() bool { return stopped(pid) }) {
+		c.t.Fatalf("caddy (pid %d) still running %v after SIGSTOP", pid, caddyStopTimeout)
+	}
+}
+
+// stopped reports whether every thread of process pid is stopped, as Linux's
+// /proc/<pid>/task/<tid>/stat says (state T).
+func stopped(pid int) bool {
+	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(stats) == 0 {
+		return false
+	}
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return false
+		}
+		// The state follows the command name, which is in parentheses and may hold any byte.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *caddyProc) resume() {
