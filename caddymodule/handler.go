@@ -19,6 +19,7 @@ import (
 	"github.com/pollsse/caddy-poll-sse/diff"
 	"github.com/pollsse/caddy-poll-sse/hub"
 	"github.com/pollsse/caddy-poll-sse/poller"
+	"github.com/pollsse/caddy-poll-sse/redisstore"
 )
 
 func init() {
@@ -114,7 +115,7 @@ type Handler struct {
 	hubKey   string
 	slotsKey string // the route's stream count in routeSlots
 	metrics  *routeMetrics
-	redis    *hub.RedisStore // nil for the memory store
+	redis    *redisstore.Store // nil for the memory store
 	logger   *zap.Logger
 
 	// streams ends every open stream when canceled: on Cleanup, or when a server this

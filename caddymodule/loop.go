@@ -11,6 +11,7 @@ import (
 	"github.com/pollsse/caddy-poll-sse/diff"
 	"github.com/pollsse/caddy-poll-sse/hub"
 	"github.com/pollsse/caddy-poll-sse/poller"
+	"github.com/pollsse/caddy-poll-sse/redisstore"
 )
 
 // loop is the poll loop a request belongs to.
@@ -20,6 +21,8 @@ type loop struct {
 	// a key.
 	key       string
 	newSource func() hub.Source
+	// poll is what the loop polls with: its URL, method, body and headers.
+	poll poller.Config
 }
 
 func (h *Handler) loopFor(r *http.Request) (loop, error) {
@@ -47,12 +50,12 @@ func (h *Handler) loopFor(r *http.Request) (loop, error) {
 	key := url + " " + digest
 	newSource := func() hub.Source { return newPollSource(cfg, shape) }
 	if rs := h.redis; rs != nil {
-		newSource = func() hub.Source { return newRedisSource(rs, key, cfg, shape) }
+		newSource = func() hub.Source { return newRedisSource(rs, cfg, shape) }
 	}
 	if h.clients != nil {
 		newSource = h.clients.limit(clientAddress(r), h.MaxLoopsPerClient, newSource)
 	}
-	return loop{key: key, newSource: newSource}, nil
+	return loop{key: key, newSource: newSource, poll: cfg}, nil
 }
 
 // forwarded returns the client headers named by forward, and a digest of them.
@@ -75,21 +78,16 @@ func (h *Handler) forwarded(r *http.Request) (http.Header, string) {
 	return out, hex.EncodeToString(sum.Sum(nil)[:16])
 }
 
-// newRedisSource starts the source of a loop shared through Redis: a poller for each
-// lease term, and a tracker of its own.
-func newRedisSource(rs *hub.RedisStore, key string, cfg poller.Config, shape diff.Options) hub.Source {
+// newRedisSource starts the source of a loop shared through Redis, with a tracker of its
+// own. Its Redis keys follow from cfg, which holds everything the loop sends upstream:
+// the URL after placeholders, the method and body, the header_up values as resolved and
+// the forwarded values.
+func newRedisSource(rs *redisstore.Store, cfg poller.Config, shape diff.Options) hub.Source {
 	tr, err := diff.NewTracker(shape)
 	if err != nil {
 		panic(fmt.Sprintf("select, ignore and array_key checked at provision: %v", err))
 	}
-	newPoller := func() *poller.Poller {
-		p, err := poller.New(cfg)
-		if err != nil {
-			panic(fmt.Sprintf("poller config checked at provision: %v", err))
-		}
-		return p
-	}
-	return rs.Source(key, newPoller, tr)
+	return rs.Source(cfg, tr)
 }
 
 // newPollSource starts the source of a new poll loop, with its own poller and tracker.

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/pollsse/caddy-poll-sse/hub"
+	"github.com/pollsse/caddy-poll-sse/redisstore"
 )
 
 // hubs holds the hubs of all routes across config loads, keyed by the settings that
@@ -28,7 +29,7 @@ type pooledHub struct {
 	route   string
 	forward []string
 	metrics *routeMetrics
-	redis   *hub.RedisStore // nil for the memory store
+	redis   *redisstore.Store // nil for the memory store
 	clients *clientLoops
 	// upstream is the route's upstream URL as logs and the admin API show it.
 	upstream string

@@ -14,7 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/pollsse/caddy-poll-sse/hub"
+	"github.com/pollsse/caddy-poll-sse/redisstore"
 )
 
 // Store says where a route's versions and history live.
@@ -111,11 +111,11 @@ func (s *Store) redisOptions() *redis.UniversalOptions {
 }
 
 // redisStore returns the Redis store the route's hub uses, or nil for memory.
-func (s *Store) redisStore(history int) *hub.RedisStore {
+func (s *Store) redisStore(history int) *redisstore.Store {
 	if s == nil || s.Type != "redis" {
 		return nil
 	}
-	return &hub.RedisStore{
+	return &redisstore.Store{
 		Client:   redis.NewUniversalClient(s.redisOptions()),
 		Prefix:   s.Prefix,
 		LeaseTTL: time.Duration(s.LeaseTTL),

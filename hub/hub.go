@@ -96,7 +96,8 @@ type Source interface {
 // A Restorer is a Source that brings a new topic up to date before its first subscriber
 // is served, such as from a store shared with other nodes: Restore publishes the versions
 // the store holds, then Run goes on from there. Subscribers wait for Restore, for a few
-// seconds at most, so that a client resuming on a fresh node gets a patch.
+// seconds at most (its ctx then ends), so that a client resuming on a fresh node gets a
+// patch.
 type Restorer interface {
 	Restore(ctx context.Context, t *Topic)
 }
@@ -266,11 +267,13 @@ func (h *Hub) run(ctx context.Context, t *Topic, src Source) {
 	src.Run(ctx, t)
 }
 
-// restore lets a Restorer bring t up to date, then lets t's subscribers in, even when
-// restoring panicked.
+// restore lets a Restorer bring t up to date, for restoreWait at most, then lets t's
+// subscribers in, even when restoring panicked.
 func restore(ctx context.Context, t *Topic, src Source) {
 	defer close(t.ready)
 	if r, ok := src.(Restorer); ok {
+		ctx, cancel := context.WithTimeout(ctx, restoreWait)
+		defer cancel()
 		r.Restore(ctx, t)
 	}
 }

@@ -7,19 +7,15 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/pollsse/caddy-poll-sse/diff"
-	"github.com/pollsse/caddy-poll-sse/poller"
-	"github.com/pollsse/caddy-poll-sse/redisstore/redistest"
 )
 
 // landingSource polls as fast as it can, at most maxPolls times, and when its context
@@ -97,61 +93,6 @@ func TestStopWhilePollsLand(t *testing.T) {
 		t.Fatalf("%d sources started, %d returned from Run when Close returned", s, e)
 	}
 	checkNoPanic(t, logs)
-}
-
-// TestRedisStopWhilePollsLand stops topics fed through Redis while their polls land:
-// nothing panics, and once Close returns every lease has been let go, so another node
-// takes the loop over at once.
-func TestRedisStopWhilePollsLand(t *testing.T) {
-	r := redistest.New(t)
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	var n atomic.Int64
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if i := n.Add(1); i%7 == 0 {
-			http.Error(w, "down", http.StatusBadGateway)
-		} else {
-			fmt.Fprint(w, doc(int(i)))
-		}
-	}))
-	defer up.Close()
-	client := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer client.Close()
-	store := &RedisStore{Client: client, LeaseTTL: time.Hour}
-	newPoller := func() *poller.Poller {
-		p, err := poller.New(poller.Config{URL: up.URL, Interval: time.Millisecond, Client: up.Client()})
-		if err != nil {
-			panic(err)
-		}
-		return p
-	}
-	const rounds, keys = 8, 10
-	for round := range rounds {
-		h, logs := observedHub(t, time.Millisecond)
-		for i := range keys {
-			key := fmt.Sprint("k", i)
-			sub, err := h.Subscribe(key, func() Source { return store.Source(key, newPoller, new(diff.Tracker)) }, "", JSONPatch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := sub.Next(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			if i%2 == 0 {
-				sub.Close() // lingers a millisecond; the others stop with Close
-			}
-		}
-		time.Sleep(time.Duration(round%5) * time.Millisecond)
-		h.Close()
-		checkNoPanic(t, logs)
-		leases, err := client.Keys(context.Background(), DefaultRedisPrefix+"lease:*").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(leases) > 0 {
-			t.Fatalf("round %d: %d leases still held after Close returned", round, len(leases))
-		}
-	}
 }
 
 // TestLateLingerStopsNothing: a linger timer that fired as a subscriber joined, and
@@ -372,38 +313,5 @@ func TestCloseWhileRestoring(t *testing.T) {
 		}
 	case <-time.After(restoreWait / 2):
 		t.Fatal("the subscriber still waits for a restore its hub's Close ended")
-	}
-}
-
-// TestRedisLeaderPanicIsRecovered: a loop whose poller panics once this node holds the
-// lease is logged and removed like any loop that panics, the process goes on, and the
-// lease is let go.
-func TestRedisLeaderPanicIsRecovered(t *testing.T) {
-	t.Parallel()
-	r := redistest.New(t)
-	client := redis.NewClient(&redis.Options{Addr: r.Addr})
-	defer client.Close()
-	store := &RedisStore{Client: client, LeaseTTL: time.Hour, Prefix: "panic:"}
-	h, logs := observedHub(t, time.Hour)
-	defer h.Close()
-	newPoller := func() *poller.Poller { panic("making a poller") }
-	sub, err := h.Subscribe("k", func() Source { return store.Source("k", newPoller, new(diff.Tracker)) }, "", JSONPatch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	ctx := contextWithTimeout(t, 10*time.Second)
-	for err == nil {
-		_, err = sub.Next(ctx)
-	}
-	if !errors.Is(err, ErrClosed) {
-		t.Fatalf("Next: %v; want ErrClosed", err)
-	}
-	if n := logs.FilterMessage("poll loop panicked").Len(); n != 1 {
-		t.Fatalf("%d panics logged, want 1", n)
-	}
-	leases, err := client.Keys(context.Background(), "panic:lease:*").Result()
-	if err != nil || len(leases) > 0 {
-		t.Fatalf("leases held after the loop ended: %v, %v", leases, err)
 	}
 }
