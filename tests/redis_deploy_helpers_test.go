@@ -2,14 +2,19 @@ package tests
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/redis/go-redis/v9"
 )
 
 // Timing of the Redis deployment tests: short, so that a lease expires and is taken over
@@ -170,4 +175,55 @@ func (tr *docTrace) checkSequence(t testing.TB, want [][]byte) {
 		}
 		seen[id] = true
 	}
+}
+
+// loopStream returns the key of the one stream in Redis, the loop's.
+func loopStream(ctx context.Context, t *testing.T, rc *redis.Client) string {
+	t.Helper()
+	keys, err := rc.Keys(ctx, "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var streams []string
+	for _, k := range keys {
+		if typ, err := rc.Type(ctx, k).Result(); err == nil && typ == "stream" {
+			streams = append(streams, k)
+		}
+	}
+	if len(streams) != 1 {
+		t.Fatalf("%d streams in Redis, want the loop's one: %q", len(streams), keys)
+	}
+	return streams[0]
+}
+
+// streamBodies returns the upstream bodies a stream holds, oldest first, decompressed
+// with a zstd decoder of the test's own: a body entry holds the field "body", a zstd
+// frame of "size" bytes.
+func streamBodies(ctx context.Context, t *testing.T, rc *redis.Client, stream string) [][]byte {
+	t.Helper()
+	entries, err := rc.XRange(ctx, stream, "-", "+").Result()
+	if err != nil {
+		t.Fatalf("reading %s: %v", stream, err)
+	}
+	dec, err := zstd.NewReader(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	var bodies [][]byte
+	for _, e := range entries {
+		data, ok := e.Values["body"].(string)
+		if !ok {
+			continue // a change of upstream health
+		}
+		body, err := dec.DecodeAll([]byte(data), nil)
+		if err != nil {
+			t.Fatalf("entry %s of %s: the body is not a zstd frame: %v", e.ID, stream, err)
+		}
+		if size, _ := e.Values["size"].(string); size != strconv.Itoa(len(body)) {
+			t.Errorf("entry %s of %s: size %q, body of %d bytes", e.ID, stream, size, len(body))
+		}
+		bodies = append(bodies, body)
+	}
+	return bodies
 }

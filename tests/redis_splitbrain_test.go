@@ -102,6 +102,35 @@ func TestRedisSplitBrain(t *testing.T) {
 	for _, tr := range traces {
 		tr.checkSequence(t, served)
 	}
+	checkStreamOrder(t, r.Addr, len(served))
+}
+
+// checkStreamOrder reads every body the loop's stream holds, at least served: none is a
+// paused node's stale answer, and each is newer than the one before.
+func checkStreamOrder(t *testing.T, addr string, served int) {
+	t.Helper()
+	rc := redis.NewClient(&redis.Options{Addr: addr})
+	defer rc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	bodies := streamBodies(ctx, t, rc, loopStream(ctx, t, rc))
+	if len(bodies) < served {
+		t.Errorf("the stream holds %d bodies; the upstream served %d documents, each polled", len(bodies), served)
+	}
+	prev := -1
+	for _, body := range bodies {
+		var doc struct {
+			Rev   int  `json:"rev"`
+			Stale bool `json:"stale"`
+		}
+		if err := json.Unmarshal(body, &doc); err != nil {
+			t.Fatalf("a stored body is not the upstream's JSON: %v: %.200q", err, body)
+		}
+		if doc.Stale || doc.Rev <= prev {
+			t.Errorf("the stream holds %s after rev %d: an older or stale body after a newer one", body, prev)
+		}
+		prev = doc.Rev
+	}
 }
 
 // splitBrainRound pauses the lease holder with a stale answer, lets another node take
@@ -188,24 +217,12 @@ func dropLastEntry(t *testing.T, rc *redis.Client) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	keys, err := rc.Keys(ctx, "*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var streams []string
-	for _, k := range keys {
-		if typ, err := rc.Type(ctx, k).Result(); err == nil && typ == "stream" {
-			streams = append(streams, k)
-		}
-	}
-	if len(streams) != 1 {
-		t.Fatalf("%d streams in Redis, want the loop's one: %q", len(streams), keys)
-	}
-	last, err := rc.XRevRangeN(ctx, streams[0], "+", "-", 1).Result()
+	stream := loopStream(ctx, t, rc)
+	last, err := rc.XRevRangeN(ctx, stream, "+", "-", 1).Result()
 	if err != nil || len(last) != 1 {
-		t.Fatalf("reading the last entry of %s: %v, %v", streams[0], last, err)
+		t.Fatalf("reading the last entry of %s: %v, %v", stream, last, err)
 	}
-	if err := rc.XDel(ctx, streams[0], last[0].ID).Err(); err != nil {
+	if err := rc.XDel(ctx, stream, last[0].ID).Err(); err != nil {
 		t.Fatal(err)
 	}
 	return last[0].ID
