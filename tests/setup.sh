@@ -57,6 +57,13 @@ setup_redis() {
 	apt_install redis-server
 }
 
+# redis-sentinel: the Sentinels of the failover tests (redisstore/redistest/sentinel.go),
+# Debian's package; the Redis Cluster tests need only redis-server.
+setup_redis_sentinel() {
+	command -v redis-sentinel >/dev/null && return 0
+	apt_install redis-sentinel
+}
+
 # chromium: the browser of the end-to-end tests (tests/browser_test.go), driven by the
 # playwright-core of node_modules; Debian's package, since Playwright's own downloads are
 # not used.
@@ -67,3 +74,4 @@ setup_chromium() {
 setup_node_modules
 setup_chromium
 setup_redis
+setup_redis_sentinel
