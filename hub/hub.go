@@ -53,7 +53,8 @@ type Config struct {
 	HistoryBytes int64
 	// Heartbeat is the idle time after which a comment line is sent.
 	Heartbeat time.Duration
-	// Retry is the reconnection delay announced to clients.
+	// Retry is the reconnection delay announced to clients, each stream's moved by up to
+	// RetryJitter of it either way.
 	Retry time.Duration
 	// Linger is how long a topic keeps polling after its last subscriber leaves.
 	Linger time.Duration
@@ -104,8 +105,7 @@ type Restorer interface {
 // Hub owns the topics of one route.
 type Hub struct {
 	cfg      Config
-	retry    []byte // the encoded retry frame every stream starts with
-	logBytes int    // each topic's log budget: logBytes, lowered by tests
+	logBytes int // each topic's log budget: logBytes, lowered by tests
 	// onCompute, when set by tests, is called as each catch-up computation starts.
 	onCompute func(*catchUp)
 	slots     chan struct{} // catch-up computing slots: the process's, or a test's own
@@ -161,7 +161,6 @@ func New(cfg Config) *Hub {
 	}
 	return &Hub{
 		cfg:      cfg,
-		retry:    retryFrame(cfg.Retry),
 		logBytes: logBytes,
 		slots:    computeSlots(),
 		topics:   make(map[string]*Topic),

@@ -47,7 +47,7 @@ func (t *Topic) subscribe(lastID string, f Format) *Subscription {
 	t.mu.RLock() // it only reads the topic: join counted the subscriber
 	defer t.mu.RUnlock()
 	s := &Subscription{t: t, format: f, next: t.head, version: lastID, ok: true}
-	s.pending = append(s.pending, t.hub.retry)
+	s.pending = append(s.pending, t.hub.retryFrame())
 	fr, c := t.plan(lastID, f)
 	if fr != nil {
 		s.pending = append(s.pending, fr)
