@@ -110,10 +110,14 @@ type Hub struct {
 	onCompute func(*catchUp)
 	slots     chan struct{} // catch-up computing slots: the process's, or a test's own
 
-	mu     sync.Mutex
-	topics map[string]*Topic
-	closed bool
-	wg     sync.WaitGroup // running sources
+	mu      sync.Mutex
+	topics  map[string]*Topic
+	closed  bool
+	retired atomic.Bool // see Retire
+	// empty is closed when a retired hub has no stream left.
+	empty     chan struct{}
+	emptyOnce sync.Once
+	wg        sync.WaitGroup // running sources
 
 	subs atomic.Int64 // subscribers, over all topics
 
@@ -165,6 +169,7 @@ func New(cfg Config) *Hub {
 		slots:    computeSlots(),
 		topics:   make(map[string]*Topic),
 		quit:     make(chan struct{}),
+		empty:    make(chan struct{}),
 	}
 }
 
@@ -190,6 +195,7 @@ func (h *Hub) SubscribeLimited(key string, newSource func() Source, lastEventID 
 	t.waitReady()
 	s := t.subscribe(lastEventID, format)
 	s.limits = lim
+	t.enlist(s)
 	return s, nil
 }
 
@@ -202,7 +208,7 @@ const restoreWait = 5 * time.Second
 func (h *Hub) join(key string, newSource func() Source, format Format, stream bool, lim Limits) (*Topic, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
+	if h.closed || h.retired.Load() {
 		return nil, ErrClosed
 	}
 	if stream && !lim.take() {
@@ -325,6 +331,7 @@ func (h *Hub) Topics() int {
 }
 
 // Close ends every subscription with ErrClosed, stops every source and waits for them.
+// It ends a retirement at once.
 func (h *Hub) Close() {
 	h.mu.Lock()
 	if h.closed {
@@ -382,6 +389,8 @@ type LoopStatus struct {
 	Version string
 	// History counts the versions kept for resume.
 	History int
+	// Draining counts the subscribers that a drain is to end.
+	Draining int
 	// Upstream is the upstream status clients were last told.
 	Upstream Status
 	// Source is the topic's source, such as a *PollSource.
