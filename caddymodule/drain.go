@@ -46,18 +46,22 @@ func (h *Handler) drainWindow() time.Duration {
 // liveStreams holds the streams a handler writes through the ResponseWriter, which end
 // with the server that carries them.
 type liveStreams struct {
-	mu   sync.Mutex
-	subs map[*hub.Subscription]struct{}
+	mu      sync.Mutex
+	subs    map[*hub.Subscription]struct{}
+	retired bool // the handler's server began to shut down: streams added now are drained
 }
 
 func newLiveStreams() *liveStreams {
 	return &liveStreams{subs: make(map[*hub.Subscription]struct{})}
 }
 
-func (l *liveStreams) add(s *hub.Subscription) {
+// add records s, and reports whether the handler's server is retired already, as when a
+// request was still on its way to its stream as the server began to shut down.
+func (l *liveStreams) add(s *hub.Subscription) (retired bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.subs[s] = struct{}{}
+	return l.retired
 }
 
 func (l *liveStreams) remove(s *hub.Subscription) {
@@ -66,9 +70,11 @@ func (l *liveStreams) remove(s *hub.Subscription) {
 	delete(l.subs, s)
 }
 
-func (l *liveStreams) all() []*hub.Subscription {
+// retire marks the handler's server retired, and returns the streams.
+func (l *liveStreams) retire() []*hub.Subscription {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.retired = true
 	out := make([]*hub.Subscription, 0, len(l.subs))
 	for s := range l.subs {
 		out = append(out, s)
@@ -100,6 +106,14 @@ func (h *Handler) watchShutdown(r *http.Request) {
 	}
 }
 
+// track records sub among the streams written through the ResponseWriter; one opened
+// after its server began to shut down is drained at once, over the drain window.
+func (h *Handler) track(sub *hub.Subscription) {
+	if h.live.add(sub) {
+		hub.Drain([]*hub.Subscription{sub}, h.drainWindow())
+	}
+}
+
 // serverRetiring is run as a server of the handler begins to shut down.
 func (h *Handler) serverRetiring() {
 	if caddy.Exiting() {
@@ -111,10 +125,11 @@ func (h *Handler) serverRetiring() {
 }
 
 // drainLive drains the streams the handler writes through the ResponseWriter over its
-// drain window. Until the window has passed, an exit ends them at once.
+// drain window, and any that a request opens later. Until the window has passed, an exit
+// ends them at once.
 func (h *Handler) drainLive() {
 	window := h.drainWindow()
-	n := hub.Drain(h.live.all(), window)
+	n := hub.Drain(h.live.retire(), window)
 	if n == 0 {
 		return
 	}

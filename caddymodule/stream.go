@@ -43,7 +43,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, lp loop) e
 		return h.unavailable(w, err)
 	}
 	h.watchShutdown(r)
-	h.live.add(sub)
+	h.track(sub)
 	handedOver := false
 	defer func() {
 		if !handedOver {
