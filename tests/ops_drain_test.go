@@ -32,29 +32,38 @@ const (
 )
 
 // TestOpsReloadKeeps5000Streams holds 5,000 HTTP/1.1 streams on one route and reloads
-// the same config 5 times, changing the upstream document during each reload: no stream
-// is ended; each receives every change, as one patch from the document it held to the
-// new one, in order, and nothing else, as a sixth change after the reloads arriving next
-// shows; each was sent a `retry:` within 25 % of the route's 2s, hundreds of distinct
-// values among them; and Caddy's goroutines and live heap come back to where they were
-// before the reloads, give or take 20 goroutines and 8 MiB.
+// 5 times configs that keep that route's settings but change another route's interval
+// each time, and add a second site or remove it again, changing the upstream document
+// during each reload: no stream is ended; each receives every change, as one patch from
+// the document it held to the new one, in order, and nothing else, as a sixth change
+// after the reloads arriving next shows; each was sent a `retry:` within 25 % of the
+// route's 2s, hundreds of distinct values among them; and Caddy's goroutines and live
+// heap come back to where they were before the reloads, give or take 20 goroutines and
+// 8 MiB.
 func TestOpsReloadKeeps5000Streams(t *testing.T) {
 	if testing.Short() {
 		t.Skip("5,000 streams")
 	}
-	u := newUpstream(t, keepDoc(0))
-	caddy := startCaddy(t, pollSSE(u.url(), "name "+keepRoute, "interval 100ms", "retry 2s"))
+	u, other := newUpstream(t, keepDoc(0)), newUpstream(t, keepDoc(0))
+	extraAddr := freeAddr(t)
+	caddy := startCaddyConfig(t, func(c *caddyProc) string { return string(keepConfig(c, u, other, extraAddr, 0)) })
 	opened := time.Now()
 	streams := openRawStreams(t, caddy.siteAddr, "/", keepStreams, nil)
 	first := firstEvents(t, streams, 2*rawTimeout)
 	t.Logf("%d streams open and holding their snapshot after %v", keepStreams, time.Since(opened).Round(time.Millisecond))
 	checkRetrySpread(t, streams, keepRetry)
+	firstEvents(t, openRawStreams(t, caddy.siteAddr, "/other", 50, nil), rawTimeout) // drained as their route changes
 	waitLoops(t, caddy, keepRoute, "one loop with every stream", oneLoopWith(keepStreams))
 	g0, h0 := goroutines(t, caddy), liveHeap(t, caddy)
 
 	docs := [][]byte{u.document()}
 	for round := 1; round <= keepReloads; round++ {
+		caddy.config = keepConfig(caddy, u, other, extraAddr, round)
 		docs = append(docs, reloadDuringChange(t, caddy, u, keepDoc(round)))
+		served := round%2 == 0
+		if !eventually(adminTimeout, func() bool { return canDial(extraAddr) == served }) {
+			t.Fatalf("after reload %d the second site is served: %v, want %v", round, !served, served)
+		}
 	}
 	docs = append(docs, u.set(t, keepDoc(keepReloads+1)))
 	checkEveryChange(t, streams, first, docs)
@@ -65,6 +74,19 @@ func TestOpsReloadKeeps5000Streams(t *testing.T) {
 		t.Errorf("caddy has %d goroutines and %.1f MiB of live heap after %d reloads against %d and %.1f MiB before",
 			g1, mib(h1), keepReloads, g0, mib(h0))
 	}
+}
+
+// keepConfig is the config of round of the keep test: the route on u, the same in every
+// round, at /; a route on other at /other whose interval changes each round; and, in
+// even rounds but the first, a second site on extraAddr.
+func keepConfig(c *caddyProc, u, other *upstream, extraAddr string, round int) []byte {
+	body := "handle /other {\n" + indent(pollSSE(other.url(), "name other", fmt.Sprintf("interval %dms", 100+10*round))) + "\n}\n" +
+		"handle {\n" + indent(pollSSE(u.url(), "name "+keepRoute, "interval 100ms", "retry 2s")) + "\n}"
+	config := caddyfile(c.adminAddr, c.siteAddr, body)
+	if round > 0 && round%2 == 0 {
+		config += fmt.Sprintf("\nhttp://%s {\n\tbind 127.0.0.1\n\trespond \"extra site\"\n}\n", extraAddr)
+	}
+	return []byte(config)
 }
 
 // keepDoc is the upstream document at revision rev.
@@ -208,10 +230,12 @@ func adminText(t testing.TB, c *caddyProc, path string) string {
 }
 
 // drainConfig is a site with two routes, /a and /b, each with its own upstream and
-// drain 4s; route a polls every intervalA.
+// drain 4s; route a polls every intervalA. Without ub, route b is left out.
 func drainConfig(caddy *caddyProc, ua, ub *upstream, intervalA string) []byte {
-	body := "handle /a {\n" + indent(pollSSE(ua.url(), "name a", "interval "+intervalA, "drain 4s")) + "\n}\n" +
-		"handle /b {\n" + indent(pollSSE(ub.url(), "name b", "interval 100ms", "drain 4s")) + "\n}"
+	body := "handle /a {\n" + indent(pollSSE(ua.url(), "name a", "interval "+intervalA, "drain 4s")) + "\n}"
+	if ub != nil {
+		body += "\nhandle /b {\n" + indent(pollSSE(ub.url(), "name b", "interval 100ms", "drain 4s")) + "\n}"
+	}
 	return []byte(caddyfile(caddy.adminAddr, caddy.siteAddr, body))
 }
 
@@ -221,7 +245,8 @@ func drainConfig(caddy *caddyProc, ua, ub *upstream, intervalA string) []byte {
 // closes; meanwhile the admin route and the metrics show them draining. Each client of
 // route a then resumes with its Last-Event-ID and, applying what it gets, holds the
 // upstream document after a change. Route b's 2,000 streams see no disconnect: their
-// next event is the patch to b's next document.
+// next event is the patch to b's next document. Last, a reload that removes route b
+// drains its streams the same way.
 func TestOpsReloadDrainsChangedRoute(t *testing.T) {
 	if testing.Short() {
 		t.Skip("4,000 streams")
@@ -241,10 +266,18 @@ func TestOpsReloadDrainsChangedRoute(t *testing.T) {
 	got := ends()
 	checkCloseSpread(t, got, start)
 	checkResumeConverges(t, caddy, ua, got)
-	checkNoDisconnect(t, ub, bs, firstB)
+	held := checkNoDisconnect(t, ub, bs, firstB)
+
+	start = time.Now()
+	ends = watchEnds(bs, held, start.Add(drainWindow+drainSlack+rawTimeout))
+	caddy.config = drainConfig(caddy, ua, nil, "150ms")
+	load(t, caddy, caddy.config, nil)
+	checkCloseSpread(t, ends(), start)
 	m, _ := scrape(t, caddy)
-	if err := m.has(metricDraining, 0, "route", "a"); err != nil {
-		t.Errorf("after the drain: %v", err)
+	for _, route := range []string{"a", "b"} {
+		if err := m.has(metricDraining, 0, "route", route); err != nil {
+			t.Errorf("after the drains: %v", err)
+		}
 	}
 }
 
@@ -390,18 +423,21 @@ func checkResumeConverges(t *testing.T, caddy *caddyProc, u *upstream, ends []st
 
 // checkNoDisconnect changes u's document and checks that every stream's next version
 // event is the patch from the document it first held to the new one: none of them was
-// cut.
-func checkNoDisconnect(t *testing.T, u *upstream, streams []*rawSSE, first []rawEvent) {
+// cut. It returns those events.
+func checkNoDisconnect(t *testing.T, u *upstream, streams []*rawSSE, first []rawEvent) []rawEvent {
 	t.Helper()
 	want := u.set(t, keepDoc(101))
 	deadline := time.Now().Add(drainReadLimit)
+	held := make([]rawEvent, len(streams))
 	errs := eachParallel(len(streams), dialWorkers, func(i int) error {
 		ev, err := streams[i].nextVersion(deadline)
 		if err != nil {
 			return fmt.Errorf("disconnected: %w", err)
 		}
+		held[i] = rawEvent{typ: "snapshot", data: string(want)}
 		return checkPatchTo(ev, first[i].data, want)
 	})
 	t.Logf("route b: %d streams, %d disconnected or missed the change", len(streams), len(errs))
 	failErrs(t, "the unchanged route's streams", errs)
+	return held
 }
