@@ -148,12 +148,49 @@ type drainSet struct {
 	mu       sync.Mutex
 	handlers map[*Handler]struct{}
 	hubs     map[*hub.Hub]pooledHub
+	watching bool // watchExit runs
+}
+
+// exitPoll is how often a drain in progress checks whether the process is exiting. Caddy
+// tells a module of an exit through the shutdown hooks of the current config's servers
+// only, and that config may hold no poll_sse route; meanwhile it waits for the old
+// servers, whose streams are draining, to finish.
+const exitPoll = 50 * time.Millisecond
+
+// watchExit ends every drain at once when the process exits, and returns when there is
+// none left.
+func (d *drainSet) watchExit() {
+	tick := time.NewTicker(exitPoll)
+	defer tick.Stop()
+	for range tick.C {
+		if caddy.Exiting() {
+			d.endAll()
+		}
+		d.mu.Lock()
+		done := len(d.handlers) == 0 && len(d.hubs) == 0
+		if done {
+			d.watching = false
+		}
+		d.mu.Unlock()
+		if done {
+			return
+		}
+	}
+}
+
+// watchLocked starts watchExit unless it runs. d.mu is held.
+func (d *drainSet) watchLocked() {
+	if !d.watching {
+		d.watching = true
+		go d.watchExit()
+	}
 }
 
 func (d *drainSet) addHandler(h *Handler) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.handlers[h] = struct{}{}
+	d.watchLocked()
 }
 
 func (d *drainSet) removeHandler(h *Handler) {
@@ -166,6 +203,7 @@ func (d *drainSet) addHub(p pooledHub) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.hubs[p.Hub] = p
+	d.watchLocked()
 }
 
 func (d *drainSet) removeHub(p pooledHub) {

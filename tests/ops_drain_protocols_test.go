@@ -225,33 +225,61 @@ func (s *protoStream) waitDoc(t *testing.T, want []byte, d time.Duration) {
 }
 
 // TestOpsStopCutsDrains opens 4 streams over each of HTTP/1.1 with TLS, HTTP/2 and
-// HTTP/3, reloads a config that changes the route's interval, with drain 1m, so that
-// every stream is draining (the HTTP/1.1 ones as their hub retires, the others as their
-// server does), then sends POST /stop: Caddy exits within a second, without waiting for
-// the drains, and every stream ends.
+// HTTP/3, reloads a config that changes the route's interval, or one without the route
+// at all, with drain 1m, so that every stream is draining (the HTTP/1.1 ones as their
+// hub retires, the others as their server does), then sends POST /stop: Caddy exits
+// within a second, without waiting for the drains, and every stream ends. Without the
+// route, no poll_sse handler of the current config hears of the exit from its server.
 func TestOpsStopCutsDrains(t *testing.T) {
 	t.Parallel()
-	u := newUpstream(t, keepDoc(0))
-	body := func(interval string) string {
-		return pollSSE(u.url(), "name tls", "interval "+interval, "drain 1m")
+	for _, tc := range []struct {
+		name  string
+		next  func(u *upstream) string // the site body of the config reloaded
+		gauge bool                     // whether the new config has poll_sse metrics
+	}{
+		{"route changed", func(u *upstream) string { return stopDrainBody(u, "200ms") }, true},
+		{"route removed", func(*upstream) string { return `respond "gone"` }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			u := newUpstream(t, keepDoc(0))
+			caddy := startCaddyTLS(t, stopDrainBody(u, "100ms"))
+			streams := openEveryProtocol(t, caddy, u, 4)
+			caddy.config = []byte(tlsCaddyfile(caddy, tc.next(u)))
+			load(t, caddy, caddy.config, nil)
+			checkDrainShown(t, caddy, "tls", tc.gauge)
+			checkStopEnds(t, caddy, streams)
+		})
 	}
-	caddy := startCaddyTLS(t, body("100ms"))
+}
+
+// stopDrainBody is the site body of TestOpsStopCutsDrains.
+func stopDrainBody(u *upstream, interval string) string {
+	return pollSSE(u.url(), "name tls", "interval "+interval, "drain 1m")
+}
+
+// openEveryProtocol opens n streams over each of tlsProtocols, each holding u's document.
+func openEveryProtocol(t *testing.T, caddy *caddyProc, u *upstream, n int) []*protoStream {
+	t.Helper()
 	tlsConf := &tls.Config{RootCAs: caddy.rootCAs(t)}
 	caddy.waitCertificate(t, tlsConf)
 	var streams []*protoStream
 	for _, proto := range tlsProtocols {
 		rt, closeRT := proto.rt(tlsConf)
-		defer closeRT()
-		for range 4 {
+		t.Cleanup(closeRT)
+		for range n {
 			s := openProtoStream(t, rt, "https://"+caddy.siteAddr+"/", proto.major, "", "")
 			s.waitDoc(t, u.document(), rawTimeout)
 			streams = append(streams, s)
 		}
 	}
-	caddy.config = []byte(tlsCaddyfile(caddy, body("200ms")))
-	load(t, caddy, caddy.config, nil)
-	checkDrainShown(t, caddy, "tls")
+	return streams
+}
 
+// checkStopEnds sends POST /stop and checks that Caddy exits within stopWithin and that
+// every stream has ended.
+func checkStopEnds(t *testing.T, caddy *caddyProc, streams []*protoStream) {
+	t.Helper()
 	start := time.Now()
 	if status, body, err := caddy.admin(http.MethodPost, "/stop", "", nil, nil); err != nil || status != http.StatusOK {
 		t.Logf("POST /stop: status %d, %v: %s", status, err, body)
