@@ -110,7 +110,7 @@ func (h *Handler) watchShutdown(r *http.Request) {
 // after its server began to shut down is drained at once, over the drain window.
 func (h *Handler) track(sub *hub.Subscription) {
 	if h.live.add(sub) {
-		hub.Drain([]*hub.Subscription{sub}, h.drainWindow())
+		h.drain([]*hub.Subscription{sub})
 	}
 }
 
@@ -128,25 +128,32 @@ func (h *Handler) serverRetiring() {
 // drain window, and any that a request opens later. Until the window has passed, an exit
 // ends them at once.
 func (h *Handler) drainLive() {
-	window := h.drainWindow()
-	n := hub.Drain(h.live.retire(), window)
-	if n == 0 {
-		return
+	if n := h.drain(h.live.retire()); n > 0 {
+		h.logger.Info("draining streams of a retired server", zap.String("route", h.routeName()),
+			zap.Int("streams", n), zap.Duration("window", h.drainWindow()))
 	}
-	h.logger.Info("draining streams of a retired server", zap.String("route", h.routeName()),
-		zap.Int("streams", n), zap.Duration("window", window))
-	draining.addHandler(h)
-	time.AfterFunc(window, func() { draining.removeHandler(h) })
+}
+
+// drain drains subs over the handler's drain window, and returns how many it scheduled.
+// Until the window has passed, an exit ends them at once.
+func (h *Handler) drain(subs []*hub.Subscription) int {
+	window := h.drainWindow()
+	n := hub.Drain(subs, window)
+	if n > 0 {
+		draining.addHandler(h)
+		time.AfterFunc(window, func() { draining.removeHandler(h) })
+	}
+	return n
 }
 
 // draining holds what is being drained in the process, so that an exit ends it at once:
 // handlers whose retired server still has streams, and hubs of routes that a reload
 // changed or removed.
-var draining = &drainSet{handlers: make(map[*Handler]struct{}), hubs: make(map[*hub.Hub]pooledHub)}
+var draining = &drainSet{handlers: make(map[*Handler]int), hubs: make(map[*hub.Hub]pooledHub)}
 
 type drainSet struct {
 	mu       sync.Mutex
-	handlers map[*Handler]struct{}
+	handlers map[*Handler]int // the drains of each handler in progress
 	hubs     map[*hub.Hub]pooledHub
 	watching bool // watchExit runs
 }
@@ -189,14 +196,23 @@ func (d *drainSet) watchLocked() {
 func (d *drainSet) addHandler(h *Handler) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.handlers[h] = struct{}{}
+	d.handlers[h]++
 	d.watchLocked()
+}
+
+// holds reports whether h has a drain in progress.
+func (d *drainSet) holds(h *Handler) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.handlers[h] > 0
 }
 
 func (d *drainSet) removeHandler(h *Handler) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	delete(d.handlers, h)
+	if d.handlers[h]--; d.handlers[h] <= 0 {
+		delete(d.handlers, h)
+	}
 }
 
 func (d *drainSet) addHub(p pooledHub) {

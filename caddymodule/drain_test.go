@@ -107,3 +107,21 @@ func TestRetiredServerDrainsStreams(t *testing.T) {
 		t.Errorf("a stream opened after its server began to shut down is still open %v later", window+slack)
 	}
 }
+
+// TestLateStreamEndsOnExit checks that a stream opened after its server began to shut
+// down, on a handler that had no stream then, is among the drains an exit ends at once.
+func TestLateStreamEndsOnExit(t *testing.T) {
+	t.Parallel()
+	h := newDrainHandler(t)
+	h.serverRetiring()
+	if draining.holds(h) {
+		t.Fatal("a handler without streams is listed as draining")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ended := openStreams(ctx, t, h, 1)
+	if !draining.holds(h) {
+		t.Error("the late stream's handler is not listed for an exit to end")
+	}
+	<-ended
+}
