@@ -26,7 +26,7 @@ const (
 	drainWindow    = 4 * time.Second
 	drainShare     = 0.35                    // the most closes one second of the window may hold
 	drainSlack     = 2 * time.Second         // past the window, for the last closes to be seen
-	drainReadLimit = 30 * time.Second        // for every client of a test to reach a document
+	drainReadLimit = 30 * time.Second        // for one client to reach a document it is owed
 	adminReadLimit = 64 << 20                // bytes of a pprof profile read from the admin API
 	metricDraining = pm + "draining_streams" // the gauge of streams being drained
 )
@@ -49,7 +49,7 @@ func TestOpsReloadKeeps5000Streams(t *testing.T) {
 	caddy := startCaddyConfig(t, func(c *caddyProc) string { return string(keepConfig(c, u, other, extraAddr, 0)) })
 	opened := time.Now()
 	streams := openRawStreams(t, caddy.siteAddr, "/", keepStreams, nil)
-	first := firstEvents(t, streams, 2*rawTimeout)
+	first := firstEvents(t, streams, drainReadLimit)
 	t.Logf("%d streams open and holding their snapshot after %v", keepStreams, time.Since(opened).Round(time.Millisecond))
 	checkRetrySpread(t, streams, keepRetry)
 	firstEvents(t, openRawStreams(t, caddy.siteAddr, "/other", 50, nil), rawTimeout) // drained as their route changes
@@ -136,8 +136,8 @@ func checkEveryChange(t *testing.T, streams []*rawSSE, first []rawEvent, docs []
 	t.Helper()
 	var mu sync.Mutex
 	disconnects := 0
-	deadline := time.Now().Add(drainReadLimit)
 	errs := eachParallel(len(streams), dialWorkers, func(i int) error {
+		deadline := time.Now().Add(drainReadLimit) // what was sent waits in the socket meanwhile
 		had := first[i].data
 		for k, want := range docs[1:] {
 			ev, err := streams[i].nextVersion(deadline)
@@ -255,7 +255,7 @@ func TestOpsReloadDrainsChangedRoute(t *testing.T) {
 	caddy := startCaddyConfig(t, func(c *caddyProc) string { return string(drainConfig(c, ua, ub, "100ms")) })
 	as := openRawStreams(t, caddy.siteAddr, "/a", drainStreams, nil)
 	bs := openRawStreams(t, caddy.siteAddr, "/b", drainStreams, nil)
-	firstA, firstB := firstEvents(t, as, 2*rawTimeout), firstEvents(t, bs, 2*rawTimeout)
+	firstA, firstB := firstEvents(t, as, drainReadLimit), firstEvents(t, bs, drainReadLimit)
 
 	start := time.Now()
 	ends := watchEnds(as, firstA, start.Add(drainWindow+drainSlack+rawTimeout))
@@ -403,8 +403,8 @@ func checkResumeConverges(t *testing.T, caddy *caddyProc, u *upstream, ends []st
 		return map[string]string{"Last-Event-ID": ends[i].lastID}
 	})
 	want := u.set(t, keepDoc(2))
-	deadline := time.Now().Add(drainReadLimit)
 	errs := eachParallel(len(resumed), dialWorkers, func(i int) error {
+		deadline := time.Now().Add(drainReadLimit)
 		doc := ends[i].doc
 		for !jsonEqual([]byte(doc), want) {
 			ev, err := resumed[i].nextVersion(deadline)
@@ -427,9 +427,9 @@ func checkResumeConverges(t *testing.T, caddy *caddyProc, u *upstream, ends []st
 func checkNoDisconnect(t *testing.T, u *upstream, streams []*rawSSE, first []rawEvent) []rawEvent {
 	t.Helper()
 	want := u.set(t, keepDoc(101))
-	deadline := time.Now().Add(drainReadLimit)
 	held := make([]rawEvent, len(streams))
 	errs := eachParallel(len(streams), dialWorkers, func(i int) error {
+		deadline := time.Now().Add(drainReadLimit)
 		ev, err := streams[i].nextVersion(deadline)
 		if err != nil {
 			return fmt.Errorf("disconnected: %w", err)
