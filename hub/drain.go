@@ -4,6 +4,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // ErrDrained is returned by Next when a drain has ended the subscription.
@@ -128,7 +130,10 @@ func (h *Hub) Retire(window time.Duration, done func()) {
 	var subs []*Subscription
 	for _, t := range topics {
 		t.halt()
-		subs = append(subs, t.members()...)
+		members := t.members()
+		h.cfg.Logger.Info("retiring poll loop", append(h.cfg.Describe(t.key),
+			zap.Int("streams", len(members)), zap.Duration("drain", window))...)
+		subs = append(subs, members...)
 	}
 	Drain(subs, window)
 	if h.subs.Load() == 0 {
