@@ -121,6 +121,7 @@ func (h *Hub) Retire(window time.Duration, done func()) {
 		h.mu.Unlock()
 		return
 	}
+	h.retireWindow.Store(int64(window))
 	h.retired.Store(true)
 	topics := make([]*Topic, 0, len(h.topics))
 	for _, t := range h.topics {

@@ -187,6 +187,24 @@ func TestRetire(t *testing.T) {
 	}
 }
 
+// TestRetireDrainsLateJoiner checks that a stream that joined just before its hub
+// retired, and whose subscription opens after Retire looked for streams, is drained too.
+func TestRetireDrainsLateJoiner(t *testing.T) {
+	t.Parallel()
+	h := newHub(t, Config{})
+	src := newDocSource()
+	tp, err := h.join("k", func() Source { return src }, JSONPatch, true, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Retire(time.Hour, nil)
+	s := h.open(tp, "", JSONPatch, Limits{})
+	defer s.Close()
+	if s.drainable() {
+		t.Fatal("a stream that joined as its hub retired is not drained")
+	}
+}
+
 // TestRetireWithoutStreams checks that a retired hub with no stream closes at once.
 func TestRetireWithoutStreams(t *testing.T) {
 	t.Parallel()

@@ -114,6 +114,8 @@ type Hub struct {
 	topics  map[string]*Topic
 	closed  bool
 	retired atomic.Bool // see Retire
+	// retireWindow is the drain window of Retire.
+	retireWindow atomic.Int64
 	// empty is closed when a retired hub has no stream left.
 	empty     chan struct{}
 	emptyOnce sync.Once
@@ -192,11 +194,21 @@ func (h *Hub) SubscribeLimited(key string, newSource func() Source, lastEventID 
 	if err != nil {
 		return nil, err
 	}
+	return h.open(t, lastEventID, format, lim), nil
+}
+
+// open opens the subscription of a stream that join counted in t. One that joined just
+// before the hub retired, and that Retire did not see, is drained as Retire drains the
+// others.
+func (h *Hub) open(t *Topic, lastEventID string, format Format, lim Limits) *Subscription {
 	t.waitReady()
 	s := t.subscribe(lastEventID, format)
 	s.limits = lim
 	t.enlist(s)
-	return s, nil
+	if h.retired.Load() {
+		Drain([]*Subscription{s}, time.Duration(h.retireWindow.Load()))
+	}
+	return s
 }
 
 // restoreWait bounds how long a subscriber waits for a Restorer to restore its topic.
