@@ -19,7 +19,9 @@ func init() {
 
 // AdminLoops is the admin API route GET /poll_sse/loops, which describes every live poll
 // loop: its route, upstream (credentials redacted), subscribers, last poll, version,
-// history and backoff.
+// history and backoff; and the drains in progress: the streams of each loop being
+// drained, the loops of routes that a reload changed or removed, which poll no more and
+// go once their streams have closed, and the streams being drained in all.
 type AdminLoops struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -50,6 +52,11 @@ type loopInfo struct {
 	NextPoll    *time.Time `json:"next_poll,omitempty"`
 	UpstreamOK  bool       `json:"upstream_ok"`
 	Leader      *bool      `json:"leader,omitempty"`
+	// Draining counts the subscribers that a drain is to close.
+	Draining int `json:"draining"`
+	// Retired is set on a loop whose route a reload changed or removed: it polls no
+	// more, and goes once its streams have been drained.
+	Retired bool `json:"retired,omitempty"`
 }
 
 func serveLoops(w http.ResponseWriter, r *http.Request) error {
@@ -57,28 +64,41 @@ func serveLoops(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: fmt.Errorf("method %s not allowed", r.Method)}
 	}
 	loops := liveLoops()
+	drainingNow := 0
+	for _, l := range loops {
+		drainingNow += l.Draining
+	}
 	w.Header().Set("Content-Type", "application/json")
 	return json.NewEncoder(w).Encode(struct {
-		Loops []loopInfo `json:"loops"`
-	}{loops})
+		Loops    []loopInfo `json:"loops"`
+		Draining int        `json:"draining"`
+	}{loops, drainingNow})
 }
 
-// liveLoops describes the loops of every hub in the pool, sorted by route and upstream.
+// liveLoops describes the loops of every hub in the pool, and of the hubs retiring,
+// sorted by route and upstream, the live loop of each first.
 func liveLoops() []loopInfo {
 	loops := []loopInfo{}
 	hubs.Range(func(_, v any) bool {
-		p, ok := v.(pooledHub)
-		if !ok {
-			return true
-		}
-		for _, ls := range p.Loops() {
-			loops = append(loops, p.describe(ls))
+		if p, ok := v.(pooledHub); ok {
+			loops = p.appendLoops(loops)
 		}
 		return true
 	})
-	slices.SortFunc(loops, func(a, b loopInfo) int {
+	for _, p := range draining.retiredHubs() {
+		loops = p.appendLoops(loops)
+	}
+	slices.SortStableFunc(loops, func(a, b loopInfo) int {
 		return cmp.Or(cmp.Compare(a.Route, b.Route), cmp.Compare(a.Upstream, b.Upstream))
 	})
+	return loops
+}
+
+// appendLoops appends the loops of the hub to loops.
+func (p pooledHub) appendLoops(loops []loopInfo) []loopInfo {
+	for _, ls := range p.Loops() {
+		loops = append(loops, p.describe(ls))
+	}
 	return loops
 }
 
@@ -91,6 +111,8 @@ func (p pooledHub) describe(ls hub.LoopStatus) loopInfo {
 		Version:     ls.Version,
 		History:     ls.History,
 		UpstreamOK:  ls.Upstream.OK,
+		Draining:    ls.Draining,
+		Retired:     p.Retired(),
 	}
 	if src, ok := ls.Source.(interface{ Status() hub.PollStatus }); ok {
 		st := src.Status()

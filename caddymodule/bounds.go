@@ -26,7 +26,10 @@ var durationBounds = map[string]durationBound{
 	"retry":                   {100 * time.Millisecond, time.Hour},
 	"linger":                  {100 * time.Millisecond, 24 * time.Hour},
 	"max_connection_lifetime": {time.Second, 30 * 24 * time.Hour},
-	"lease_ttl":               {time.Second, 10 * time.Minute},
+	// A drain holds the old config's servers, and a retired hub's streams, until it
+	// ends: past a few minutes a deploy would pile them up.
+	"drain":     {100 * time.Millisecond, 10 * time.Minute},
+	"lease_ttl": {time.Second, 10 * time.Minute},
 }
 
 // countBound is the range a count or size setting may take.
@@ -97,6 +100,7 @@ func (h *Handler) checkBounds() error {
 	}{
 		{"interval", h.Interval}, {"timeout", h.Timeout}, {"heartbeat", h.Heartbeat},
 		{"retry", h.Retry}, {"linger", h.Linger}, {"max_connection_lifetime", h.MaxConnectionLifetime},
+		{"drain", h.Drain},
 	} {
 		if err := checkDuration(c.name, c.d); err != nil {
 			return err

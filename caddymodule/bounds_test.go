@@ -27,6 +27,8 @@ var boundCases = []struct {
 	{"linger too long", "linger 48h", `"linger": "48h"`, "linger: 48h is out of range"},
 	{"lifetime too short", "max_connection_lifetime 10ms", `"max_connection_lifetime": "10ms"`, "max_connection_lifetime: 10ms is out of range: want 1s to 720h"},
 	{"lifetime too long", "max_connection_lifetime 721h", `"max_connection_lifetime": "721h"`, "max_connection_lifetime: 721h is out of range"},
+	{"drain too short", "drain 10ms", `"drain": "10ms"`, "drain: 10ms is out of range: want 100ms to 10m"},
+	{"drain too long", "drain 11m", `"drain": "11m"`, "drain: 11m is out of range"},
 	{"history too long", "history 100001", `"history": 100001`, "history: 100001 is out of range: want 1 to 100000"},
 	{"max_subscribers too many", "max_subscribers 1000001", `"max_subscribers": 1000001`, "max_subscribers: 1000001 is out of range"},
 	{"max_upstreams too many", "max_upstreams 10001", `"max_upstreams": 10001`, "max_upstreams: 10001 is out of range: want 1 to 10000"},
@@ -85,10 +87,10 @@ func TestBoundsAcceptLimits(t *testing.T) {
 	for _, raw := range []string{
 		`{"upstream": "http://127.0.0.1:9/x"}`,
 		`{"upstream": "http://127.0.0.1:9/x", "interval": "50ms", "timeout": "50ms", "heartbeat": "1s", "retry": "100ms",
-		  "linger": "100ms", "max_connection_lifetime": "1s", "history": 1, "max_subscribers": 1, "max_upstreams": 1,
+		  "linger": "100ms", "max_connection_lifetime": "1s", "drain": "100ms", "history": 1, "max_subscribers": 1, "max_upstreams": 1,
 		  "max_body": 1024, "store": {"type": "redis", "address": "127.0.0.1:1", "lease_ttl": "1s"}}`,
 		`{"upstream": "http://127.0.0.1:9/x", "interval": "24h", "timeout": "10m", "heartbeat": "1h", "retry": "1h",
-		  "linger": "24h", "max_connection_lifetime": "720h", "history": 100000, "max_subscribers": 1000000,
+		  "linger": "24h", "max_connection_lifetime": "720h", "drain": "10m", "history": 100000, "max_subscribers": 1000000,
 		  "max_upstreams": 10000, "max_body": 1073741824, "store": {"type": "redis", "address": "127.0.0.1:1", "lease_ttl": "10m", "db": 65536}}`,
 	} {
 		if _, err := loadHandler(t, raw); err != nil {

@@ -51,6 +51,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		array_key <json-pointer> <member>
 //		max_subscribers <n>
 //		max_connection_lifetime <duration>
+//		drain     <duration>
 //		name      <label>
 //		store     memory | redis <address...> {
 //			sentinel  <master> [<address...>]
@@ -101,6 +102,7 @@ var subdirectives = map[string]func(*Handler, *caddyfile.Dispenser) error{
 	"retry":                   func(h *Handler, d *caddyfile.Dispenser) error { return parseDuration(d, &h.Retry) },
 	"linger":                  func(h *Handler, d *caddyfile.Dispenser) error { return parseDuration(d, &h.Linger) },
 	"max_connection_lifetime": func(h *Handler, d *caddyfile.Dispenser) error { return parseDuration(d, &h.MaxConnectionLifetime) },
+	"drain":                   func(h *Handler, d *caddyfile.Dispenser) error { return parseDuration(d, &h.Drain) },
 	"history":                 (*Handler).parseHistory,
 	"max_upstreams":           func(h *Handler, d *caddyfile.Dispenser) error { return parsePositiveInt(d, &h.MaxUpstreams) },
 	"max_subscribers":         func(h *Handler, d *caddyfile.Dispenser) error { return parsePositiveInt(d, &h.MaxSubscribers) },

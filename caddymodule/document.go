@@ -36,7 +36,7 @@ func wantsJSON(accept []string) bool {
 
 // serveDocument answers a plain poller with the loop's latest document, from the cache,
 // starting the loop if none runs. The ETag is the version id. A wait for the first poll
-// ends when the server begins to stop, as streams do.
+// ends at once when the process exits, as streams do.
 func (h *Handler) serveDocument(w http.ResponseWriter, r *http.Request, lp loop) error {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.Timeout)+time.Second)
 	defer cancel()

@@ -96,10 +96,18 @@ type Handler struct {
 	// MaxSubscribers caps the streams open on this route; beyond it new clients get 503
 	// with Retry-After. Default: no cap; from 1 to 1000000.
 	MaxSubscribers int `json:"max_subscribers,omitempty"`
-	// MaxConnectionLifetime closes each stream after a random time between 90% and 100%
-	// of it; clients reconnect and resume, so load spreads again after scaling out.
-	// Default: streams live until the client leaves; from 1s to 720h.
+	// MaxConnectionLifetime closes each stream after a random time in the last tenth of
+	// it, or in its last Drain when that is longer (never in its first half); clients
+	// reconnect and resume, so load spreads again after scaling out. Default: streams
+	// live until the client leaves; from 1s to 720h.
 	MaxConnectionLifetime caddy.Duration `json:"max_connection_lifetime,omitempty"`
+	// Drain is the window over which streams that must end are closed, each at a
+	// moment of its own, so that their clients do not all reconnect at once: the
+	// streams of a route that a reload changed or removed, and those of a server that a
+	// reload retired (HTTP/2, HTTP/3, and HTTP/1.1 written through middleware). A
+	// reload that keeps the route's settings keeps its HTTP/1.1 streams open. Stopping
+	// Caddy ends every stream at once. Default: 5s; from 100ms to 10m.
+	Drain caddy.Duration `json:"drain,omitempty"`
 	// Name labels the route in metrics, logs and the admin API. Default: the upstream's
 	// scheme and host.
 	Name string `json:"name,omitempty"`
@@ -118,11 +126,13 @@ type Handler struct {
 	redis    *redisstore.Store // nil for the memory store
 	logger   *zap.Logger
 
-	// streams ends every open stream when canceled: on Cleanup, or when a server this
-	// handler serves begins to shut down.
+	// streams ends the streams written through the ResponseWriter at once when
+	// canceled, as the process exits; live holds them, for a drain (see drain.go).
 	streams    context.Context
 	endStreams context.CancelFunc
+	live       *liveStreams
 	servers    *sync.Map // *http.Server → struct{}: shutdown hooks registered
+	pooled     pooledHub
 
 	pokeDigest [sha256.Size]byte // of the resolved poke secret
 	clients    *clientLoops      // the running loops each client started, kept with the hub
@@ -175,6 +185,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.streams, h.endStreams = context.WithCancel(context.Background())
+	h.live = newLiveStreams()
 	h.servers = new(sync.Map)
 	h.watchServer(ctx)
 	return nil
@@ -225,10 +236,19 @@ func (h *Handler) Validate() error {
 	return err
 }
 
-// Cleanup ends open streams and stops the poll loops.
+// Cleanup lets go of the route's hub, which retires when no config uses it any more.
+// Streams the hub keeps serving stay open; those written through the ResponseWriter are
+// drained, unless the process exits, which ends them at once.
 func (h *Handler) Cleanup() error {
 	if h.endStreams != nil {
-		h.endStreams()
+		if caddy.Exiting() {
+			h.endStreams()
+		} else {
+			h.drainLive()
+		}
+	}
+	if h.pooled.Hub != nil {
+		h.pooled.drain.Store(int64(h.drainWindow()))
 	}
 	if h.slotsKey != "" {
 		if _, err := routeSlots.Delete(h.slotsKey); err != nil {

@@ -53,6 +53,7 @@ func (h *Handler) provisionLimits(ctx context.Context, p *hub.Hub, hubKey string
 		Slots:          val.(pooledSlots).Slots,
 		MaxSubscribers: h.MaxSubscribers,
 		MaxLifetime:    time.Duration(h.MaxConnectionLifetime),
+		Drain:          h.drainWindow(),
 	}}
 	return nil
 }

@@ -25,6 +25,7 @@ var metrics = struct {
 	bytes       *prometheus.CounterVec
 	slow        *prometheus.CounterVec
 	resumes     *prometheus.CounterVec
+	draining    *prometheus.GaugeVec
 }{}
 
 func initMetrics() {
@@ -49,6 +50,7 @@ func initMetrics() {
 	m.bytes = counter("bytes_total", "Bytes written to clients.")
 	m.slow = counter("slow_subscribers_total", "Actions on clients that could not keep up: drain, catch_up or disconnect.", "action")
 	m.resumes = counter("resumes_total", "Clients that sent a last event id, by what they got: none, patch or snapshot.", "kind")
+	m.draining = gauge("draining_streams", "Streams being drained: each closes at its own moment of the drain window, after a reload changed or removed their route or retired their server.")
 }
 
 // registerMetrics registers the series in reg, once per registry.
@@ -58,7 +60,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 		return nil
 	}
 	m := &metrics
-	for _, c := range []prometheus.Collector{m.subscribers, m.loops, m.polls, m.upstream, m.diff, m.events, m.bytes, m.slow, m.resumes} {
+	for _, c := range []prometheus.Collector{m.subscribers, m.loops, m.polls, m.upstream, m.diff, m.events, m.bytes, m.slow, m.resumes, m.draining} {
 		var dup prometheus.AlreadyRegisteredError
 		if err := reg.Register(c); err != nil && !errors.As(err, &dup) {
 			return err
@@ -71,6 +73,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 // label value are made at once, so that they show from the start, at 0.
 type routeMetrics struct {
 	subscribers, loops   prometheus.Gauge
+	draining             prometheus.Gauge
 	upstream, diff       prometheus.Observer
 	events, bytes        prometheus.Counter
 	polls, slow, resumes map[string]prometheus.Counter
@@ -82,6 +85,7 @@ func newRouteMetrics(route string) *routeMetrics {
 	return &routeMetrics{
 		subscribers: m.subscribers.WithLabelValues(route),
 		loops:       m.loops.WithLabelValues(route),
+		draining:    m.draining.WithLabelValues(route),
 		upstream:    m.upstream.WithLabelValues(route),
 		diff:        m.diff.WithLabelValues(route),
 		events:      m.events.WithLabelValues(route),
@@ -106,6 +110,7 @@ func (r *routeMetrics) Loops(delta int)         { r.loops.Add(float64(delta)) }
 func (r *routeMetrics) Diff(took time.Duration) { r.diff.Observe(took.Seconds()) }
 func (r *routeMetrics) Slow(action string)      { r.slow[action].Inc() }
 func (r *routeMetrics) Resume(kind string)      { r.resumes[kind].Inc() }
+func (r *routeMetrics) Draining(delta int)      { r.draining.Add(float64(delta)) }
 
 func (r *routeMetrics) Poll(result string, took time.Duration) {
 	r.polls[result].Inc()

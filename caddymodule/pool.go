@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -20,7 +21,8 @@ import (
 
 // hubs holds the hubs of all routes across config loads, keyed by the settings that
 // define them. A reload that keeps a route's settings hands the new handler the same hub,
-// with its poll loops, versions and history; the hub stops when no config uses it.
+// with its poll loops, versions, history and the streams it serves; when no config uses
+// the hub any more it retires, draining its streams (see drain.go).
 var hubs = caddy.NewUsagePool()
 
 // pooledHub is a route's hub in the pool, with what the admin API tells of it.
@@ -33,10 +35,27 @@ type pooledHub struct {
 	clients *clientLoops
 	// upstream is the route's upstream URL as logs and the admin API show it.
 	upstream string
+	// drain is the window the hub's streams are drained over when it retires: that of
+	// the last config that let go of it.
+	drain *atomic.Int64
 }
 
+// Destruct retires the hub, or closes it at once when the process exits.
 func (p pooledHub) Destruct() error {
-	p.Close()
+	if caddy.Exiting() {
+		p.Close()
+		return p.closeStore()
+	}
+	draining.addHub(p)
+	p.Retire(time.Duration(p.drain.Load()), func() {
+		draining.removeHub(p)
+		_ = p.closeStore() // closing a client that is done with: nothing to do about an error
+	})
+	return nil
+}
+
+// closeStore closes the hub's Redis client, if it has one.
+func (p pooledHub) closeStore() error {
 	if p.redis != nil {
 		return p.redis.Client.Close()
 	}
@@ -60,6 +79,8 @@ func (h *Handler) provisionHub(ctx caddy.Context) error {
 		if history <= 0 {
 			history = hub.DefaultHistory
 		}
+		drain := new(atomic.Int64)
+		drain.Store(int64(h.drainWindow()))
 		return pooledHub{Hub: hub.New(hub.Config{
 			History:      h.History,
 			HistoryBytes: h.HistorySize,
@@ -71,13 +92,13 @@ func (h *Handler) provisionHub(ctx caddy.Context) error {
 			Describe:     func(string) []zap.Field { return describeLoop(route, upstream) },
 			Observer:     m,
 			Stopped:      clients.stopped,
-		}), route: route, forward: h.Forward, metrics: m, redis: h.Store.redisStore(history, h.HistorySize), clients: clients, upstream: upstream}, nil
+		}), route: route, forward: h.Forward, metrics: m, redis: h.Store.redisStore(history, h.HistorySize), clients: clients, upstream: upstream, drain: drain}, nil
 	})
 	if err != nil {
 		return err
 	}
 	p := val.(pooledHub)
-	h.hubKey, h.metrics, h.redis, h.clients = key, p.metrics, p.redis, p.clients
+	h.hubKey, h.pooled, h.metrics, h.redis, h.clients = key, p, p.metrics, p.redis, p.clients
 	return h.provisionLimits(ctx.Context, p.Hub, key)
 }
 

@@ -7,8 +7,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/pollsse/caddy-poll-sse/hub"
@@ -16,7 +14,7 @@ import (
 )
 
 // serveStream subscribes the client to its loop and writes frames until the client
-// leaves, the handler is cleaned up, or the server shuts down.
+// leaves, a drain ends the stream, or the process exits.
 func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, lp loop) error {
 	format, err := h.requestFormat(r)
 	if err != nil {
@@ -45,9 +43,11 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, lp loop) e
 		return h.unavailable(w, err)
 	}
 	h.watchShutdown(r)
+	h.track(sub)
 	handedOver := false
 	defer func() {
 		if !handedOver {
+			h.live.remove(sub)
 			sub.Close()
 		}
 	}()
@@ -90,7 +90,10 @@ func (h *Handler) pump(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		}
 		if hj != nil && hijacker(w, true) != nil {
 			if conn, _, err := hj.Hijack(); err == nil {
-				sub.Serve(h.streams, conn)
+				// From here on the stream belongs to the hub, which outlives this
+				// config when a reload keeps the route (see drain.go).
+				h.live.remove(sub)
+				sub.Serve(context.Background(), conn)
 				return true
 			}
 		}
@@ -143,27 +146,4 @@ func lastEventID(r *http.Request) string {
 		return v
 	}
 	return r.URL.Query().Get("last_event_id")
-}
-
-// watchServer makes the Caddy server this handler is provisioned in end its streams as
-// soon as the server begins to shut down, over every protocol. Caddy stops a server's
-// net/http side (HTTP/1.1, HTTP/2) and its HTTP/3 side together, and calls the net/http
-// side's shutdown hooks even when it serves HTTP/3 alone; the HTTP/3 side has no hook
-// of its own, and its Shutdown, like net/http's, would wait for open streams forever.
-func (h *Handler) watchServer(ctx caddy.Context) {
-	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
-		srv.RegisterOnShutdown(h.endStreams)
-	}
-}
-
-// watchShutdown makes the net/http server that carries r end this handler's streams as
-// soon as it begins to shut down, for a handler provisioned outside a Caddy server.
-func (h *Handler) watchShutdown(r *http.Request) {
-	srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server)
-	if !ok {
-		return
-	}
-	if _, seen := h.servers.LoadOrStore(srv, struct{}{}); !seen {
-		srv.RegisterOnShutdown(h.endStreams)
-	}
 }

@@ -22,7 +22,7 @@ var snapshotPrefix = []byte("event: snapshot\n")
 // heartbeat is the comment frame sent on idle streams.
 var heartbeat, _ = sse.AppendComment(nil, "")
 
-func retryFrame(d time.Duration) []byte { return sse.AppendRetry(nil, d) }
+func encodeRetry(d time.Duration) []byte { return sse.AppendRetry(nil, d) }
 
 func snapshotFrame(v *diff.Version) []byte { return versionFrame(nameSnapshot, v.ID, v.JSON) }
 

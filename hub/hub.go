@@ -53,7 +53,8 @@ type Config struct {
 	HistoryBytes int64
 	// Heartbeat is the idle time after which a comment line is sent.
 	Heartbeat time.Duration
-	// Retry is the reconnection delay announced to clients.
+	// Retry is the reconnection delay announced to clients, each stream's moved by up to
+	// RetryJitter of it either way.
 	Retry time.Duration
 	// Linger is how long a topic keeps polling after its last subscriber leaves.
 	Linger time.Duration
@@ -105,16 +106,21 @@ type Restorer interface {
 // Hub owns the topics of one route.
 type Hub struct {
 	cfg      Config
-	retry    []byte // the encoded retry frame every stream starts with
-	logBytes int    // each topic's log budget: logBytes, lowered by tests
+	logBytes int // each topic's log budget: logBytes, lowered by tests
 	// onCompute, when set by tests, is called as each catch-up computation starts.
 	onCompute func(*catchUp)
 	slots     chan struct{} // catch-up computing slots: the process's, or a test's own
 
-	mu     sync.Mutex
-	topics map[string]*Topic
-	closed bool
-	wg     sync.WaitGroup // running sources
+	mu      sync.Mutex
+	topics  map[string]*Topic
+	closed  bool
+	retired atomic.Bool // see Retire
+	// retireWindow is the drain window of Retire.
+	retireWindow atomic.Int64
+	// empty is closed when a retired hub has no stream left.
+	empty     chan struct{}
+	emptyOnce sync.Once
+	wg        sync.WaitGroup // running sources
 
 	subs atomic.Int64 // subscribers, over all topics
 
@@ -162,11 +168,11 @@ func New(cfg Config) *Hub {
 	}
 	return &Hub{
 		cfg:      cfg,
-		retry:    retryFrame(cfg.Retry),
 		logBytes: logBytes,
 		slots:    computeSlots(),
 		topics:   make(map[string]*Topic),
 		quit:     make(chan struct{}),
+		empty:    make(chan struct{}),
 	}
 }
 
@@ -189,10 +195,21 @@ func (h *Hub) SubscribeLimited(key string, newSource func() Source, lastEventID 
 	if err != nil {
 		return nil, err
 	}
+	return h.open(t, lastEventID, format, lim), nil
+}
+
+// open opens the subscription of a stream that join counted in t. One that joined just
+// before the hub retired, and that Retire did not see, is drained as Retire drains the
+// others.
+func (h *Hub) open(t *Topic, lastEventID string, format Format, lim Limits) *Subscription {
 	t.waitReady()
 	s := t.subscribe(lastEventID, format)
 	s.limits = lim
-	return s, nil
+	t.enlist(s)
+	if h.retired.Load() {
+		Drain([]*Subscription{s}, time.Duration(h.retireWindow.Load()))
+	}
+	return s
 }
 
 // restoreWait bounds how long a subscriber waits for a Restorer to restore its topic.
@@ -204,7 +221,7 @@ const restoreWait = 5 * time.Second
 func (h *Hub) join(key string, newSource func() Source, format Format, stream bool, lim Limits) (*Topic, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
+	if h.closed || h.retired.Load() {
 		return nil, ErrClosed
 	}
 	if stream && !lim.take() {
@@ -329,6 +346,7 @@ func (h *Hub) Topics() int {
 }
 
 // Close ends every subscription with ErrClosed, stops every source and waits for them.
+// It ends a retirement at once.
 func (h *Hub) Close() {
 	h.mu.Lock()
 	if h.closed {
@@ -386,6 +404,8 @@ type LoopStatus struct {
 	Version string
 	// History counts the versions kept for resume.
 	History int
+	// Draining counts the subscribers that a drain is to end.
+	Draining int
 	// Upstream is the upstream status clients were last told.
 	Upstream Status
 	// Source is the topic's source, such as a *PollSource.

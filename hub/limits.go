@@ -17,10 +17,13 @@ type Limits struct {
 	// MaxSubscribers caps Slots: beyond it Subscribe returns ErrTooManySubscribers.
 	// 0: no cap.
 	MaxSubscribers int
-	// MaxLifetime ends each stream served with Serve after a random time between 90 %
-	// and 100 % of it, so that clients reconnect and load spreads again. 0: streams live
-	// until the client leaves.
+	// MaxLifetime ends each stream after a random time in the last tenth of it, or in
+	// its last Drain when that is longer, though never in its first half, so that
+	// clients reconnect, spread out, and load spreads again. 0: streams live until the
+	// client leaves.
 	MaxLifetime time.Duration
+	// Drain is the window over which the closes of streams that must end are spread.
+	Drain time.Duration
 }
 
 // Slots counts subscriptions. The zero value counts none.
@@ -61,5 +64,11 @@ func (l Limits) Lifetime() time.Duration {
 	if d <= 0 {
 		return 0
 	}
-	return d - rand.N(d/10+1)
+	return d - rand.N(lifetimeJitter(d, l.Drain)+1)
+}
+
+// lifetimeJitter is the stretch at the end of a stream's lifetime d in which it ends:
+// the last tenth of d, or the drain window when that is longer, at most half of d.
+func lifetimeJitter(d, drain time.Duration) time.Duration {
+	return max(d/10, min(drain, d/2))
 }

@@ -22,6 +22,8 @@ type Observer interface {
 	// Resume reports what a client that sent a last event id got: ResumeNone,
 	// ResumePatch or ResumeSnapshot.
 	Resume(kind string)
+	// Draining reports streams that a drain is to end (+1), and such streams ending (-1).
+	Draining(delta int)
 }
 
 // Poll results.
@@ -59,3 +61,4 @@ func (nopObserver) Diff(time.Duration)         {}
 func (nopObserver) Sent(int, int)              {}
 func (nopObserver) Slow(string)                {}
 func (nopObserver) Resume(string)              {}
+func (nopObserver) Draining(int)               {}

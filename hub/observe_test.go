@@ -11,10 +11,10 @@ import (
 
 // recorder is an Observer that keeps what it is told.
 type recorder struct {
-	mu                  sync.Mutex
-	subscribers, loops  int
-	polls, slow, resume map[string]int
-	events, bytes       int
+	mu                           sync.Mutex
+	subscribers, loops, draining int
+	polls, slow, resume          map[string]int
+	events, bytes                int
 }
 
 func newRecorder() *recorder {
@@ -32,6 +32,7 @@ func (r *recorder) Diff(time.Duration) {}
 func (r *recorder) Sent(e, b int)      { r.mu.Lock(); r.events += e; r.bytes += b; r.mu.Unlock() }
 func (r *recorder) Slow(a string)      { r.mu.Lock(); r.slow[a]++; r.mu.Unlock() }
 func (r *recorder) Resume(k string)    { r.mu.Lock(); r.resume[k]++; r.mu.Unlock() }
+func (r *recorder) Draining(d int)     { r.mu.Lock(); r.draining += d; r.mu.Unlock() }
 
 func (r *recorder) counts() (subs, loops int, resume map[string]int) {
 	r.mu.Lock()

@@ -42,7 +42,7 @@ const (
 
 // Serve hands the client connection conn to the hub, which from then on writes the
 // subscription's frames to it and closes it when the client leaves, a write fails or
-// takes longer than the write timeout, the topic stops, or ctx ends. The caller has
+// takes longer than the write timeout, the topic stops, a drain ends it, or ctx ends. The caller has
 // written the response header, and may have read frames with Next; frames not read yet
 // are written before Serve returns. The caller must not use conn or s again.
 func (s *Subscription) Serve(ctx context.Context, conn net.Conn) {
@@ -54,6 +54,10 @@ func (s *Subscription) Serve(ctx context.Context, conn net.Conn) {
 		st.ctx, st.cancel = context.WithCancel(ctx)
 	}
 	context.AfterFunc(st.ctx, st.close)
+	if !s.onDrain(st.close) {
+		st.fail(ErrDrained)
+		return
+	}
 	owed, err := s.settle(st.ctx)
 	if err != nil {
 		st.fail(err)
@@ -236,7 +240,8 @@ func (st *stream) watch() {
 // leaving, the stream's end and the topic's are not errors.
 func (st *stream) fail(err error) {
 	quiet := errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrClosed)
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, ErrClosed) || errors.Is(err, ErrDrained)
 	if !quiet && st.state.Load() != stateClosed {
 		t := st.sub.t
 		fields := append(t.hub.cfg.Describe(t.key), zap.String("remote", st.conn.RemoteAddr().String()), zap.Error(err))

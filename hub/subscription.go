@@ -3,6 +3,7 @@ package hub
 import (
 	"bytes"
 	"context"
+	"sync"
 	"time"
 )
 
@@ -25,6 +26,13 @@ type Subscription struct {
 	buf     [][]byte // reused for the frames of each wake-up
 	limits  Limits   // the route's, which counts the subscription until it is closed
 	closed  bool     // guarded by t.subsMu
+
+	end   chan struct{} // closed when a drain ends the subscription
+	endMu sync.Mutex    // guards what follows
+	timer *time.Timer   // the drain's, once one ends the subscription
+	ended bool          // the drain's time came
+	gone  bool          // the subscription was closed
+	onEnd func()        // closes the stream served with Serve
 }
 
 // join counts a new subscriber in format f, so that the topic does not linger. The hub's
@@ -46,8 +54,8 @@ func (t *Topic) join(f Format) {
 func (t *Topic) subscribe(lastID string, f Format) *Subscription {
 	t.mu.RLock() // it only reads the topic: join counted the subscriber
 	defer t.mu.RUnlock()
-	s := &Subscription{t: t, format: f, next: t.head, version: lastID, ok: true}
-	s.pending = append(s.pending, t.hub.retry)
+	s := &Subscription{t: t, format: f, next: t.head, version: lastID, ok: true, end: make(chan struct{})}
+	s.pending = append(s.pending, t.hub.retryFrame())
 	fr, c := t.plan(lastID, f)
 	if fr != nil {
 		s.pending = append(s.pending, fr)
@@ -84,6 +92,11 @@ func (s *Subscription) Next(ctx context.Context) ([][]byte, error) {
 // wait returns the frames owed, or waits for new ones.
 func (s *Subscription) wait(ctx context.Context) ([][]byte, error) {
 	for {
+		select {
+		case <-s.end:
+			return nil, ErrDrained
+		default:
+		}
 		if s.owes() {
 			frames, err := s.settle(ctx)
 			if err != nil || len(frames) > 0 {
@@ -99,6 +112,8 @@ func (s *Subscription) wait(ctx context.Context) ([][]byte, error) {
 		}
 		select {
 		case <-wake:
+		case <-s.end:
+			return nil, ErrDrained
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -244,8 +259,12 @@ func (s *Subscription) Close() {
 		return
 	}
 	s.closed = true
+	delete(t.subsOpen, s)
+	s.forgetDrain()
 	s.limits.give()
-	t.hub.subs.Add(-1)
+	if t.hub.subs.Add(-1) == 0 && t.hub.retired.Load() {
+		t.hub.emptied()
+	}
 	t.hub.cfg.Observer.Subscribers(-1)
 	t.leaveLocked(s.format)
 }

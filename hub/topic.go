@@ -65,9 +65,13 @@ type Topic struct {
 	subsOf [numFormats]int // subscribers by format: a change is encoded in those in use
 	linger *time.Timer
 	joins  uint64 // subscribers that joined so far: a linger set before the last join stops nothing
+	// subsOpen holds the open subscriptions, for a drain to end.
+	subsOpen map[*Subscription]struct{}
+	draining atomic.Int32 // subscriptions that a drain is to end
 
 	mu      sync.RWMutex
 	last    time.Time // when the last frame was added: heartbeats fill idle time
+	halted  bool      // its source was stopped: see halt
 	stopped bool
 	wake    chan struct{} // closed and replaced when a frame is added or the topic stops
 	ready   chan struct{} // closed when the source has restored the topic
@@ -99,13 +103,14 @@ type catchUpKey struct {
 
 func newTopic(h *Hub, key string) *Topic {
 	t := &Topic{
-		hub:    h,
-		key:    key,
-		wake:   make(chan struct{}),
-		ready:  make(chan struct{}),
-		status: Status{OK: true},
-		hist:   newHistory(h.cfg.History, h.cfg.HistoryBytes),
-		last:   time.Now(),
+		hub:      h,
+		key:      key,
+		subsOpen: make(map[*Subscription]struct{}),
+		wake:     make(chan struct{}),
+		ready:    make(chan struct{}),
+		status:   Status{OK: true},
+		hist:     newHistory(h.cfg.History, h.cfg.HistoryBytes),
+		last:     time.Now(),
 	}
 	return t
 }
@@ -323,16 +328,50 @@ func (t *Topic) stop() {
 		return
 	}
 	t.stopped = true
-	t.cancel()
-	liveLoops.Add(-1)
-	t.hub.cfg.Observer.Loops(-1)
-	t.hub.cfg.Stopped(t.key, t.source)
+	t.haltLocked()
 	t.subsMu.Lock()
 	if t.linger != nil {
 		t.linger.Stop()
 	}
 	t.subsMu.Unlock()
 	close(t.wake)
+}
+
+// halt stops the topic's source: it polls no more, and counts as a running loop no more.
+// Its subscribers stay, served what the log holds, with heartbeats, until the topic stops.
+func (t *Topic) halt() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.haltLocked()
+}
+
+func (t *Topic) haltLocked() {
+	if t.halted {
+		return
+	}
+	t.halted = true
+	t.cancel()
+	liveLoops.Add(-1)
+	t.hub.cfg.Observer.Loops(-1)
+	t.hub.cfg.Stopped(t.key, t.source)
+}
+
+// enlist records s among the open subscriptions.
+func (t *Topic) enlist(s *Subscription) {
+	t.subsMu.Lock()
+	defer t.subsMu.Unlock()
+	t.subsOpen[s] = struct{}{}
+}
+
+// members returns the open subscriptions.
+func (t *Topic) members() []*Subscription {
+	t.subsMu.Lock()
+	defer t.subsMu.Unlock()
+	out := make([]*Subscription, 0, len(t.subsOpen))
+	for s := range t.subsOpen {
+		out = append(out, s)
+	}
+	return out
 }
 
 func (t *Topic) subscribers() int {
@@ -345,7 +384,7 @@ func (t *Topic) subscribers() int {
 func (t *Topic) describe() LoopStatus {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	ls := LoopStatus{Key: t.key, Subscribers: t.subscribers(), History: t.hist.n, Upstream: t.status, Source: t.source}
+	ls := LoopStatus{Key: t.key, Subscribers: t.subscribers(), Draining: t.drainingNow(), History: t.hist.n, Upstream: t.status, Source: t.source}
 	if t.cur != nil {
 		ls.Version = t.cur.ID
 	}

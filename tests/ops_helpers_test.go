@@ -34,7 +34,8 @@ type rawSSE struct {
 	br     *bufio.Reader
 	status int
 	header textproto.MIMEHeader
-	lastID string // the last event id received, or the one sent when none was
+	lastID string        // the last event id received, or the one sent when none was
+	retry  time.Duration // the last `retry:` received
 }
 
 // rawEvent is one dispatched event of a raw stream.
@@ -118,6 +119,10 @@ func (s *rawSSE) next(deadline time.Time) (rawEvent, error) {
 			data = append(data, value)
 		case "id":
 			s.lastID = value
+		case "retry":
+			if ms, err := strconv.Atoi(value); err == nil {
+				s.retry = time.Duration(ms) * time.Millisecond
+			}
 		}
 	}
 }
@@ -287,6 +292,8 @@ type loopInfo struct {
 	Failures    int      `json:"failures"`
 	NextPoll    *string  `json:"next_poll"`
 	UpstreamOK  bool     `json:"upstream_ok"`
+	Draining    int      `json:"draining"`
+	Retired     bool     `json:"retired"`
 }
 
 func (l loopInfo) String() string {

@@ -123,6 +123,7 @@ var families = map[string]string{
 	"upstream_duration_seconds": "histogram", "diff_duration_seconds": "histogram",
 	"events_total": "counter", "bytes_total": "counter",
 	"slow_subscribers_total": "counter", "resumes_total": "counter",
+	"draining_streams": "gauge",
 }
 
 // labelDomains are the values the labels other than route may take.

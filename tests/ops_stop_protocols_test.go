@@ -136,11 +136,14 @@ func firstEvent(br *bufio.Reader, typ string) error {
 // certificate from Caddy's internal CA, served over HTTP/1.1, HTTP/2 and HTTP/3.
 func startCaddyTLS(t testing.TB, siteBody string) *caddyProc {
 	t.Helper()
-	return startCaddyConfig(t, func(c *caddyProc) string {
-		return fmt.Sprintf("{\n\tadmin %s\n\tpersist_config off\n\tlocal_certs\n\tskip_install_trust\n"+
-			"\tauto_https disable_redirects\n\tservers {\n\t\tprotocols h1 h2 h3\n\t}\n}\n\n"+
-			"https://%s {\n\tbind 127.0.0.1\n\ttls internal\n%s\n}\n", c.adminAddr, c.siteAddr, indent(siteBody))
-	})
+	return startCaddyConfig(t, func(c *caddyProc) string { return tlsCaddyfile(c, siteBody) })
+}
+
+// tlsCaddyfile is the Caddyfile of startCaddyTLS for c's addresses and siteBody.
+func tlsCaddyfile(c *caddyProc, siteBody string) string {
+	return fmt.Sprintf("{\n\tadmin %s\n\tpersist_config off\n\tlocal_certs\n\tskip_install_trust\n"+
+		"\tauto_https disable_redirects\n\tservers {\n\t\tprotocols h1 h2 h3\n\t}\n}\n\n"+
+		"https://%s {\n\tbind 127.0.0.1\n\ttls internal\n%s\n}\n", c.adminAddr, c.siteAddr, indent(siteBody))
 }
 
 // waitCertificate waits until the site completes a TLS handshake with conf: Caddy
