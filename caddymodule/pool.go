@@ -30,6 +30,7 @@ type pooledHub struct {
 	metrics *routeMetrics
 	redis   *hub.RedisStore // nil for the memory store
 	clients *clientLoops
+	client  *routeClient // shared by the loops, across reloads
 	// upstream is the route's upstream URL as logs and the admin API show it.
 	upstream string
 }
@@ -70,13 +71,15 @@ func (h *Handler) provisionHub(ctx caddy.Context) error {
 			Describe:     func(string) []zap.Field { return describeLoop(route, upstream) },
 			Observer:     m,
 			Stopped:      clients.stopped,
-		}), route: route, forward: h.Forward, metrics: m, redis: h.Store.redisStore(history), clients: clients, upstream: upstream}, nil
+		}), route: route, forward: h.Forward, metrics: m, redis: h.Store.redisStore(history), clients: clients, upstream: upstream,
+			client: newRouteClient(h.oauth2)}, nil
 	})
 	if err != nil {
 		return err
 	}
 	p := val.(pooledHub)
 	h.hubKey, h.metrics, h.redis, h.clients = key, p.metrics, p.redis, p.clients
+	h.attachTransport(p.client)
 	return h.provisionLimits(ctx.Context, p.Hub, key)
 }
 
@@ -168,8 +171,9 @@ func (h *Handler) settingsKey() (string, error) {
 		ArrayKeys                []ArrayKey
 		Name                     string
 		Store                    any
+		Transport                string
 	}{h.Upstream, h.Interval, h.Timeout, h.poll.Header, h.History, h.HistorySize, h.Heartbeat, h.Retry, h.Linger,
-		h.Method, h.Body, h.Forward, h.MaxBody, h.MaxUpstreams, h.Select, h.Ignore, h.ArrayKeys, h.Name, h.Store.keyed()})
+		h.Method, h.Body, h.Forward, h.MaxBody, h.MaxUpstreams, h.Select, h.Ignore, h.ArrayKeys, h.Name, h.Store.keyed(), h.transportID})
 	if err != nil {
 		return "", fmt.Errorf("hashing settings: %w", err)
 	}
