@@ -209,3 +209,40 @@ func TestUpstreamConnectionReuse(t *testing.T) {
 		t.Errorf("want fewer connections than loops, at least %d polls in the last 5 s, and at most one new connection per 20 polls there", 2*loopsN)
 	}
 }
+
+// TestUpstreamOAuth2AcrossReload checks that a reload keeping a route with OAuth2
+// credentials keeps its loop, its stream and its token: no new token request, no new
+// event; and that a route whose credentials the token endpoint refuses tells its clients
+// so in an `upstream` event, without the endpoint's answer.
+func TestUpstreamOAuth2AcrossReload(t *testing.T) {
+	t.Parallel()
+	o := newOAuthServer(time.Minute)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /token", o.token)
+	mux.HandleFunc("GET /orders", o.api)
+	up := httptest.NewServer(mux)
+	t.Cleanup(up.Close)
+	route := func(path, secret string) string {
+		return "poll_sse " + path + " " + up.URL + "/orders {\n\tinterval 200ms\n\toauth2 {\n\t\ttoken_url " + up.URL + "/token" +
+			"\n\t\tclient_id poller\n\t\tclient_secret " + secret + "\n\t\tscopes orders.read orders.status\n\t\taudience https://api.test\n\t}\n}"
+	}
+	body := route("/good", "s3cret") + "\n" + route("/bad", "wrong")
+	caddy := startCaddy(t, body)
+	c := dialSSE(t, caddy.url(""), atPath("/good"))
+	c.waitFor([]byte(`{"tenant":"","orders":[1,2,3]}`), transportWait)
+	fetches := o.fetches.Load()
+
+	load(t, caddy, []byte(caddyfile(caddy.adminAddr, caddy.siteAddr, body)), nil)
+	for _, r := range c.quiet(time.Second) {
+		t.Errorf("after a reload that kept the route the client got %s %q: %.200s", r.Type, r.LastEventID, r.Data)
+	}
+	if n := o.fetches.Load(); n != fetches {
+		t.Errorf("the reload caused %d token requests, want none: the route's token is kept", n-fetches)
+	}
+
+	bad := dialSSE(t, caddy.url(""), atPath("/bad"))
+	r, _ := bad.waitEvent("token refused", transportWait, isUpstream(t, func(s upstreamStatus) bool { return !s.OK }))
+	if s := decodeStatus(t, r); s.Error != "oauth2 token endpoint answered 401" {
+		t.Errorf("upstream event %s; want the error oauth2 token endpoint answered 401", r.Data)
+	}
+}
