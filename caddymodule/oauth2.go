@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -112,7 +114,7 @@ func (o *OAuth2) resolve(h *Handler) (*oauth2Settings, error) {
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	if h.HeaderUp.Get("Authorization") != "" || containsFold(h.Forward, "Authorization") {
+	if containsFold(slices.Collect(maps.Keys(h.HeaderUp)), "Authorization") || containsFold(h.Forward, "Authorization") {
 		return nil, errors.New("oauth2: the token is the polls' Authorization; header_up and forward cannot set it too")
 	}
 	repl := caddy.NewReplacer()
@@ -207,8 +209,12 @@ func renewal(now time.Time, tok *oauth2.Token) time.Time {
 // refused reports that the upstream answered 401 to tok, and whether a poll should be
 // sent again: yes when tok was dropped here, or another loop renewed it already; no when
 // tok is the current token and too young to be the trouble.
-func (c *tokenCache) refused(tok *oauth2.Token) bool {
-	c.lock <- struct{}{}
+func (c *tokenCache) refused(ctx context.Context, tok *oauth2.Token) bool {
+	select {
+	case c.lock <- struct{}{}:
+	case <-ctx.Done():
+		return false
+	}
 	defer func() { <-c.lock }()
 	switch {
 	case c.tok != tok:
@@ -234,7 +240,7 @@ func (c *tokenCache) roundTrip(rt http.RoundTripper, req *http.Request) (*http.R
 	if err != nil || resp.StatusCode != http.StatusUnauthorized || (req.Body != nil && req.GetBody == nil) {
 		return resp, err
 	}
-	if !c.refused(tok) {
+	if !c.refused(req.Context(), tok) {
 		return resp, nil
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // so the connection is reused

@@ -65,6 +65,7 @@ func TestTransportProvisionErrors(t *testing.T) {
 		{"proxy to a socket", `{"upstream": "http://localhost/x", "dial": "unix//tmp/s.sock", "transport": {"protocol": "http", "forward_proxy_url": "http://127.0.0.1:3128"}}`, "a forward proxy cannot reach a dial unix socket"},
 		{"dial udp", `{"upstream": "http://localhost/x", "dial": "udp/127.0.0.1:53"}`, "want unix//<socket path>"},
 		{"oauth2 with header_up Authorization", `{"upstream": "http://127.0.0.1/x", "header_up": {"Authorization": ["Basic eA=="]}, ` + oauth + `}`, "header_up and forward cannot set it too"},
+		{"oauth2 with header_up authorization", `{"upstream": "http://127.0.0.1/x", "header_up": {"authorization": ["Basic eA=="]}, ` + oauth + `}`, "header_up and forward cannot set it too"},
 		{"oauth2 with forwarded Authorization", `{"upstream": "http://127.0.0.1/x", "forward": ["authorization"], ` + oauth + `}`, "header_up and forward cannot set it too"},
 		{"oauth2 unresolved secret", `{"upstream": "http://127.0.0.1/x", "oauth2": {"token_url": "https://idp/t", "client_id": "a", "client_secret": "{env.POLL_SSE_TEST_EMPTY}"}}`, "oauth2: client_secret"},
 		{"oauth2 missing token_url", `{"upstream": "http://127.0.0.1/x", "oauth2": {"client_id": "a", "client_secret": "b"}}`, "oauth2: token_url is required"},

@@ -19,7 +19,8 @@ const transportWait = 10 * time.Second
 // and requires a client certificate from it. The route that trusts the CA with
 // tls_trust_pool and presents the client certificate with tls_client_auth converges; a
 // route without the CA, and one with the CA but no client certificate, stay open and tell
-// their clients why in an `upstream` event naming the TLS failure.
+// their clients why in an `upstream` event naming the TLS failure. A route that skips
+// verification converges too, and a warning naming it is logged.
 func TestUpstreamMutualTLS(t *testing.T) {
 	t.Parallel()
 	pki := newTestPKI(t)
@@ -34,10 +35,16 @@ func TestUpstreamMutualTLS(t *testing.T) {
 			"\n\t\ttls_client_auth " + pki.clientCert + " " + pki.clientK + "\n\t}\n}",
 		"poll_sse /untrusted " + up.URL + "/state.json {\n\tinterval 200ms\n}",
 		"poll_sse /nocert " + up.URL + "/state.json {\n\tinterval 200ms\n\ttransport http {\n\t\ttls_trusted_ca_certs " + pki.caFile + "\n\t}\n}",
+		"poll_sse /insecure " + up.URL + "/state.json {\n\tinterval 200ms\n\tname insecure\n\ttransport http {\n\t\ttls_insecure_skip_verify" +
+			"\n\t\ttls_client_auth " + pki.clientCert + " " + pki.clientK + "\n\t}\n}",
 	}, "\n"))
 
 	c := dialSSE(t, caddy.url(""), atPath("/mtls"))
 	c.waitFor(doc, transportWait)
+	dialSSE(t, caddy.url(""), atPath("/insecure")).waitFor(doc, transportWait)
+	if log := caddy.stderr.String(); !strings.Contains(log, "tls_insecure_skip_verify") || !strings.Contains(log, `"route":"insecure"`) {
+		t.Error("no warning in the log of a route that does not verify the upstream's certificate")
+	}
 
 	for path, reason := range map[string]string{
 		"/untrusted": "tls handshake failed: certificate signed by unknown authority",
