@@ -1,9 +1,12 @@
 package caddymodule
 
 import (
+	"context"
 	"net/http"
 	"sync"
 	"sync/atomic"
+
+	"github.com/caddyserver/caddy/v2"
 
 	"github.com/pollsse/caddy-poll-sse/poller"
 )
@@ -65,8 +68,11 @@ func (rc *routeClient) detach(owner *Handler) {
 }
 
 // RoundTrip sends a poll through the current transport, with a bearer token when the
-// route has OAuth2 credentials.
+// route has OAuth2 credentials. The request carries a replacer of global placeholders,
+// such as {env.*}, which reverse_proxy's transport reads at request time, as in a
+// forward_proxy_url of {env.HTTPS_PROXY}.
 func (rc *routeClient) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.WithContext(context.WithValue(req.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
 	if rc.tokens != nil {
 		return rc.tokens.roundTrip(rc.current.Load(), req)
 	}

@@ -52,7 +52,7 @@ func newTestPKI(t testing.TB) *testPKI {
 	serverKey := newKey(t)
 	serverDER := issue(t, ca, caKey, &serverKey.PublicKey, &x509.Certificate{
 		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "upstream"},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"upstream.test"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	})
 	p.server = tls.Certificate{Certificate: [][]byte{serverDER}, PrivateKey: serverKey}
 	clientKey := newKey(t)

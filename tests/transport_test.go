@@ -253,3 +253,40 @@ func TestUpstreamOAuth2AcrossReload(t *testing.T) {
 		t.Errorf("upstream event %s; want the error oauth2 token endpoint answered 401", r.Data)
 	}
 }
+
+// TestUpstreamForwardProxyAndServerName polls through a forward proxy whose URL is read
+// from a file by placeholder, and polls an upstream by an address its certificate does
+// not name, verified against tls_server_name.
+func TestUpstreamForwardProxyAndServerName(t *testing.T) {
+	t.Parallel()
+	doc := []byte(`{"via":"proxy"}`)
+	up := httptest.NewServer(serveDoc([]byte(`{"via":"direct"}`)))
+	t.Cleanup(up.Close)
+	var proxied atomic.Value
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proxied.Store(r.URL.String())
+		serveDoc(doc)(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	proxyFile := filepath.Join(t.TempDir(), "proxy_url")
+	if err := os.WriteFile(proxyFile, []byte(proxy.URL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pki := newTestPKI(t)
+	named := httptest.NewUnstartedServer(serveDoc([]byte(`{"via":"server name"}`)))
+	named.TLS = pki.mutualTLS()
+	named.Config.ErrorLog = quietLog()
+	named.StartTLS()
+	t.Cleanup(named.Close)
+	byName := strings.Replace(named.URL, "127.0.0.1", "localhost", 1) // not in the certificate
+	caddy := startCaddy(t, strings.Join([]string{
+		"poll_sse /proxied " + up.URL + "/state.json {\n\tinterval 200ms\n\ttransport http {\n\t\tforward_proxy_url {file." + proxyFile + "}\n\t}\n}",
+		"poll_sse /named " + byName + "/state.json {\n\tinterval 200ms\n\ttransport http {\n\t\ttls_trust_pool file " + pki.caFile +
+			"\n\t\ttls_client_auth " + pki.clientCert + " " + pki.clientK + "\n\t\ttls_server_name upstream.test\n\t}\n}",
+	}, "\n"))
+	dialSSE(t, caddy.url(""), atPath("/proxied")).waitFor(doc, transportWait)
+	if got := proxied.Load(); got != up.URL+"/state.json" {
+		t.Errorf("the proxy was asked for %v, want %s", got, up.URL+"/state.json")
+	}
+	dialSSE(t, caddy.url(""), atPath("/named")).waitFor([]byte(`{"via":"server name"}`), transportWait)
+}
