@@ -144,14 +144,9 @@ func containsFold(list []string, s string) bool {
 	return false
 }
 
-// Token timing. A token is renewed when a tenth of its lifetime is left, at most
-// maxEarlyRenewal before it expires: a 60 s token at 54 s, an hour's at 59 min 50 s.
-// A 401 renews a token only once it is minTokenAge old, so an upstream that refuses
-// every token costs the token endpoint one request a second, not one per poll.
-const (
-	maxEarlyRenewal = 10 * time.Second
-	minTokenAge     = time.Second
-)
+// maxEarlyRenewal bounds how early a token is renewed: when a tenth of its lifetime is
+// left, at most this long before it expires; a 60 s token at 54 s, an hour's at 59 min 50 s.
+const maxEarlyRenewal = 10 * time.Second
 
 // tokenCache holds a route's token. Its lock is held while a token is fetched, so that
 // however many loops need one at once, one request serves them all.
@@ -160,11 +155,12 @@ type tokenCache struct {
 	client *http.Client // reaches the token endpoint
 	now    func() time.Time
 
-	lock      chan struct{} // a one-slot semaphore, so that waiting honours contexts
-	tok       *oauth2.Token
-	fetched   time.Time
-	renewAt   time.Time
-	onRequest func() // called before each token request, for tests; may be nil
+	lock    chan struct{} // a one-slot semaphore, so that waiting honours contexts
+	tok     *oauth2.Token
+	renewAt time.Time
+	// forced says tok was fetched because the upstream refused the one before; forceNext
+	// that the next fetch is such a one.
+	forced, forceNext bool
 }
 
 func newTokenCache(s *oauth2Settings, client *http.Client) *tokenCache {
@@ -183,15 +179,12 @@ func (c *tokenCache) token(ctx context.Context) (*oauth2.Token, error) {
 	if c.tok != nil && c.now().Before(c.renewAt) {
 		return c.tok, nil
 	}
-	if c.onRequest != nil {
-		c.onRequest()
-	}
 	tok, err := c.conf.Token(context.WithValue(ctx, oauth2.HTTPClient, c.client))
 	if err != nil {
 		return nil, tokenError{err}
 	}
-	c.tok, c.fetched = tok, c.now()
-	c.renewAt = renewal(c.fetched, tok)
+	c.tok, c.renewAt = tok, renewal(c.now(), tok)
+	c.forced, c.forceNext = c.forceNext, false
 	return tok, nil
 }
 
@@ -207,8 +200,9 @@ func renewal(now time.Time, tok *oauth2.Token) time.Time {
 }
 
 // refused reports that the upstream answered 401 to tok, and whether a poll should be
-// sent again: yes when tok was dropped here, or another loop renewed it already; no when
-// tok is the current token and too young to be the trouble.
+// sent again: yes when tok is dropped here, or another loop renewed it already; no when
+// tok is itself the renewal of a refused token. So an upstream that refuses every token
+// costs the token endpoint one extra request per token lifetime, not one per poll.
 func (c *tokenCache) refused(ctx context.Context, tok *oauth2.Token) bool {
 	select {
 	case c.lock <- struct{}{}:
@@ -219,10 +213,10 @@ func (c *tokenCache) refused(ctx context.Context, tok *oauth2.Token) bool {
 	switch {
 	case c.tok != tok:
 		return true
-	case c.now().Sub(c.fetched) < minTokenAge:
+	case c.forced:
 		return false
 	}
-	c.tok = nil
+	c.tok, c.forceNext = nil, true
 	return true
 }
 

@@ -157,6 +157,14 @@ func (o *oauthServer) token(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": int(o.lifetime / time.Second)})
 }
 
+// revokeAll makes every token issued so far invalid, as a key rotation at the provider
+// would.
+func (o *oauthServer) revokeAll() {
+	o.mu.Lock()
+	clear(o.expiry)
+	o.mu.Unlock()
+}
+
 // api is the upstream: the document of the X-Tenant header's tenant, to a valid token.
 func (o *oauthServer) api(w http.ResponseWriter, r *http.Request) {
 	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")

@@ -111,7 +111,8 @@ func TestUpstreamH2C(t *testing.T) {
 }
 
 // TestUpstreamOAuth2 polls, for 30 s at 200 ms, an upstream that takes 2 s tokens from
-// a client credentials endpoint and answers 401 to an expired one, with five clients of
+// a client credentials endpoint and answers 401 to an expired or revoked one (all tokens
+// are revoked at 10 s and at 20 s, so polls are refused and sent again), with five clients of
 // different tenants (five loops) sharing the route's token. No client is ever told of a
 // failure or sent a new version: ids stay as they were; the token endpoint is called about
 // once per token lifetime, not per poll or per loop; and neither the token nor the secret
@@ -145,7 +146,12 @@ func TestUpstreamOAuth2(t *testing.T) {
 		ids[i] = clients[i].lastID
 	}
 	start, startFetches := time.Now(), o.fetches.Load()
-	time.Sleep(run)
+	for range 3 { // the provider revokes every token twice, at 10 s and at 20 s
+		time.Sleep(run / 3)
+		if time.Since(start) < run {
+			o.revokeAll()
+		}
+	}
 	fetches, polls, refused := o.fetches.Load()-startFetches, o.polls.Load(), o.refused.Load()
 	t.Logf("over %v: %d token requests for %d tenants' loops, %d polls answered, %d refused with 401 and retried",
 		time.Since(start).Round(time.Second), fetches, tenants, polls, refused)
@@ -158,6 +164,9 @@ func TestUpstreamOAuth2(t *testing.T) {
 			t.Errorf("tenant %d: a new client got %s %q, want the snapshot %q of 30 s before", i, r.Type, r.LastEventID, ids[i])
 		}
 		late.close()
+	}
+	if refused == 0 {
+		t.Error("no poll was refused: the revocations were not seen")
 	}
 	if lo, hi := int64(run/lifetime)/2, int64(run/lifetime)*2; fetches < lo || fetches > hi {
 		t.Errorf("%d token requests in %v of 2 s tokens; want about 15 (between %d and %d)", fetches, run, lo, hi)
