@@ -30,8 +30,21 @@ func TestUpstreamMutualTLS(t *testing.T) {
 	up.Config.ErrorLog = quietLog()
 	up.StartTLS()
 	t.Cleanup(up.Close)
+	// h2 also speaks HTTP/2. Over HTTP/2 a refused client certificate can surface as a
+	// broken connection rather than the server's alert (the client writes its preface
+	// before it reads the alert), so the routes that check the failure use up.
+	var proto atomic.Value
+	h2 := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proto.Store(r.Proto)
+		serveDoc(doc)(w, r)
+	}))
+	h2.TLS = pki.mutualTLS()
+	h2.EnableHTTP2 = true
+	h2.Config.ErrorLog = quietLog()
+	h2.StartTLS()
+	t.Cleanup(h2.Close)
 	caddy := startCaddy(t, strings.Join([]string{
-		"poll_sse /mtls " + up.URL + "/state.json {\n\tinterval 200ms\n\ttransport http {\n\t\ttls_trust_pool file " + pki.caFile +
+		"poll_sse /mtls " + h2.URL + "/state.json {\n\tinterval 200ms\n\ttransport http {\n\t\ttls_trust_pool file " + pki.caFile +
 			"\n\t\ttls_client_auth " + pki.clientCert + " " + pki.clientK + "\n\t}\n}",
 		"poll_sse /untrusted " + up.URL + "/state.json {\n\tinterval 200ms\n}",
 		"poll_sse /nocert " + up.URL + "/state.json {\n\tinterval 200ms\n\ttransport http {\n\t\ttls_trusted_ca_certs " + pki.caFile + "\n\t}\n}",
@@ -41,6 +54,9 @@ func TestUpstreamMutualTLS(t *testing.T) {
 
 	c := dialSSE(t, caddy.url(""), atPath("/mtls"))
 	c.waitFor(doc, transportWait)
+	if got := proto.Load(); got != "HTTP/2.0" {
+		t.Errorf("polled over %v, want HTTP/2.0, which the default versions 1.1 2 offer over TLS", got)
+	}
 	dialSSE(t, caddy.url(""), atPath("/insecure")).waitFor(doc, transportWait)
 	if log := caddy.stderr.String(); !strings.Contains(log, "tls_insecure_skip_verify") || !strings.Contains(log, `"route":"insecure"`) {
 		t.Error("no warning in the log of a route that does not verify the upstream's certificate")
