@@ -28,6 +28,7 @@ import (
 // certificate, written as PEM files in a test's temporary directory.
 type testPKI struct {
 	ca                  *x509.Certificate
+	caKey               *ecdsa.PrivateKey
 	caFile              string
 	server              tls.Certificate
 	clientCert, clientK string
@@ -47,7 +48,7 @@ func newTestPKI(t testing.TB) *testPKI {
 		t.Fatal(err)
 	}
 	ca, _ := x509.ParseCertificate(caDER)
-	p := &testPKI{ca: ca, caFile: filepath.Join(dir, "ca.pem")}
+	p := &testPKI{ca: ca, caKey: caKey, caFile: filepath.Join(dir, "ca.pem")}
 	writePEM(t, p.caFile, "CERTIFICATE", caDER)
 	serverKey := newKey(t)
 	serverDER := issue(t, ca, caKey, &serverKey.PublicKey, &x509.Certificate{
@@ -55,19 +56,26 @@ func newTestPKI(t testing.TB) *testPKI {
 		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"upstream.test"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	})
 	p.server = tls.Certificate{Certificate: [][]byte{serverDER}, PrivateKey: serverKey}
+	p.clientCert, p.clientK = filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
+	p.issueClient(t, 3)
+	return p
+}
+
+// issueClient writes a new client certificate with the given serial number, and its key,
+// over the client certificate files.
+func (p *testPKI) issueClient(t testing.TB, serial int64) {
+	t.Helper()
 	clientKey := newKey(t)
-	clientDER := issue(t, ca, caKey, &clientKey.PublicKey, &x509.Certificate{
-		SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "poller"},
+	clientDER := issue(t, p.ca, p.caKey, &clientKey.PublicKey, &x509.Certificate{
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "poller"},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
-	p.clientCert, p.clientK = filepath.Join(dir, "client.pem"), filepath.Join(dir, "client.key")
 	writePEM(t, p.clientCert, "CERTIFICATE", clientDER)
 	keyDER, err := x509.MarshalECPrivateKey(clientKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	writePEM(t, p.clientK, "EC PRIVATE KEY", keyDER)
-	return p
 }
 
 func newKey(t testing.TB) *ecdsa.PrivateKey {

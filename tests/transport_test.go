@@ -243,8 +243,8 @@ func TestUpstreamConnectionReuse(t *testing.T) {
 }
 
 // TestUpstreamOAuth2AcrossReload checks that a reload keeping a route with OAuth2
-// credentials keeps its loop, its stream and its token: no new token request, no new
-// event; and that a route whose credentials the token endpoint refuses tells its clients
+// credentials keeps its loop and its token: no new token request, and a client resuming
+// after the reload gets no new version; and that a route whose credentials the token endpoint refuses tells its clients
 // so in an `upstream` event, without the endpoint's answer.
 func TestUpstreamOAuth2AcrossReload(t *testing.T) {
 	t.Parallel()
@@ -264,10 +264,8 @@ func TestUpstreamOAuth2AcrossReload(t *testing.T) {
 	c.waitFor([]byte(`{"tenant":"","orders":[1,2,3]}`), transportWait)
 	fetches := o.fetches.Load()
 
-	load(t, caddy, []byte(caddyfile(caddy.adminAddr, caddy.siteAddr, body)), nil)
-	for _, r := range c.quiet(time.Second) {
-		t.Errorf("after a reload that kept the route the client got %s %q: %.200s", r.Type, r.LastEventID, r.Data)
-	}
+	load(t, caddy, []byte(caddyfile(caddy.adminAddr, caddy.siteAddr, body)), forceReload)
+	checkResumedQuiet(t, caddy, "/good", c)
 	if n := o.fetches.Load(); n != fetches {
 		t.Errorf("the reload caused %d token requests, want none: the route's token is kept", n-fetches)
 	}
@@ -314,4 +312,51 @@ func TestUpstreamForwardProxyAndServerName(t *testing.T) {
 		t.Errorf("the proxy was asked for %v, want %s", got, up.URL+"/state.json")
 	}
 	dialSSE(t, caddy.url(""), atPath("/named")).waitFor([]byte(`{"via":"server name"}`), transportWait)
+}
+
+// TestUpstreamClientCertificateRenewal replaces the client certificate files and reloads
+// the unchanged Caddyfile: the route keeps its loop, a client resuming after the reload
+// gets no new version, and the polls after the reload present the new certificate.
+func TestUpstreamClientCertificateRenewal(t *testing.T) {
+	t.Parallel()
+	pki := newTestPKI(t)
+	var serial atomic.Value
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		serial.Store(r.TLS.PeerCertificates[0].SerialNumber.String())
+		serveDoc([]byte(`{"ok":true}`))(w, r)
+	}))
+	up.TLS = pki.mutualTLS()
+	up.Config.ErrorLog = quietLog()
+	up.StartTLS()
+	t.Cleanup(up.Close)
+	body := pollSSE(up.URL+"/state.json", "interval 200ms", "transport http {\n\t\ttls_trust_pool file "+pki.caFile+
+		"\n\t\ttls_client_auth "+pki.clientCert+" "+pki.clientK+"\n\t}")
+	caddy := startCaddy(t, body)
+	c := dialSSE(t, caddy.url(""))
+	c.waitFor([]byte(`{"ok":true}`), transportWait)
+	if got := serial.Load(); got != "3" {
+		t.Fatalf("the upstream saw client certificate %v, want 3", got)
+	}
+	pki.issueClient(t, 4)
+	load(t, caddy, []byte(caddyfile(caddy.adminAddr, caddy.siteAddr, body)), forceReload)
+	if !eventually(transportWait, func() bool { return serial.Load() == "4" }) {
+		t.Fatalf("after the reload the upstream still sees client certificate %v, want 4", serial.Load())
+	}
+	checkResumedQuiet(t, caddy, "/", c)
+	if ls, _ := loops(t, caddy); len(ls) != 1 {
+		t.Errorf("%d loops after the reload, want the one kept", len(ls))
+	}
+}
+
+// checkResumedQuiet checks that a client resuming at path with c's document and last id,
+// after a reload that kept the route's loop, is sent no version: its id is still current.
+func checkResumedQuiet(t *testing.T, caddy *caddyProc, path string, c *sseClient) {
+	t.Helper()
+	again := dialSSE(t, caddy.url(""), atPath(path), withDocument(c.doc, c.lastID), withLastEventID(c.lastID))
+	for _, r := range again.quiet(time.Second) {
+		if r.Type == "snapshot" || r.Type == "patch" {
+			t.Errorf("a client resuming at %q after the reload got %s %q: %.200s", c.lastID, r.Type, r.LastEventID, r.Data)
+		}
+	}
+	again.close()
 }
