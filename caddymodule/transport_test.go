@@ -1,8 +1,14 @@
 package caddymodule
 
 import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 )
@@ -76,5 +82,43 @@ func TestTransportProvisionErrors(t *testing.T) {
 				t.Fatalf("loading %s: %v; want an error with %q", tc.raw, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestDialSocketOnlyForUpstreamHost checks that `dial unix//…` sends the connections to
+// the upstream URL's host and port to the socket, and leaves other hosts, such as a
+// token endpoint's, to the network.
+func TestDialSocketOnlyForUpstreamHost(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	socketSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("socket")) }),
+		ReadHeaderTimeout: time.Second}
+	go func() { _ = socketSrv.Serve(ln) }()
+	t.Cleanup(func() { _ = socketSrv.Close() })
+	tcp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("tcp")) }))
+	t.Cleanup(tcp.Close)
+
+	h, err := loadHandler(t, `{"upstream": "http://api.internal/items", "dial": "unix/`+sock+`", "transport": {"protocol": "http"}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(url string) string {
+		t.Helper()
+		resp, err := h.poll.Client.Get(url)
+		if err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if got := get("http://api.internal/items"); got != "socket" {
+		t.Errorf("the upstream's host was reached at %q, want the socket", got)
+	}
+	if got := get(tcp.URL); got != "tcp" {
+		t.Errorf("another host was reached at %q, want its own address", got)
 	}
 }
