@@ -15,6 +15,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
@@ -47,6 +48,7 @@ type oauth2Settings struct {
 	// identity tells the credentials apart without holding the secret: it is part of the
 	// route's settings key, never the token.
 	identity string
+	logger   *zap.Logger // with the route's name
 }
 
 // parseOAuth2 parses `oauth2 { token_url client_id client_secret scopes audience }`.
@@ -132,7 +134,8 @@ func (o *OAuth2) resolve(h *Handler) (*oauth2Settings, error) {
 	}
 	secret := sha256.Sum256([]byte(conf.ClientSecret))
 	identity := fmt.Sprintf("%q %q %x %q %q", conf.TokenURL, conf.ClientID, secret, conf.Scopes, o.Audience)
-	return &oauth2Settings{conf: conf, identity: identity}, nil
+	logger := h.logger.With(zap.String("route", h.routeName()))
+	return &oauth2Settings{conf: conf, identity: identity, logger: logger}, nil
 }
 
 func containsFold(list []string, s string) bool {
@@ -148,12 +151,17 @@ func containsFold(list []string, s string) bool {
 // left, at most this long before it expires; a 60 s token at 54 s, an hour's at 59 min 50 s.
 const maxEarlyRenewal = 10 * time.Second
 
+// failureHold is how long a failed token request answers for all loops: the loops that
+// waited on it fail with it, and each loop's own backoff spaces its next try.
+const failureHold = time.Second
+
 // tokenCache holds a route's token. Its lock is held while a token is fetched, so that
 // however many loops need one at once, one request serves them all.
 type tokenCache struct {
 	conf   *clientcredentials.Config
 	client *http.Client // reaches the token endpoint
 	now    func() time.Time
+	logger *zap.Logger // never given the token
 
 	lock    chan struct{} // a one-slot semaphore, so that waiting honours contexts
 	tok     *oauth2.Token
@@ -161,10 +169,18 @@ type tokenCache struct {
 	// forced says tok was fetched because the upstream refused the one before; forceNext
 	// that the next fetch is such a one.
 	forced, forceNext bool
+	// failed is when the last fetch failed, with failure: the loops that waited for it
+	// share its failure rather than each asking again.
+	failed  time.Time
+	failure tokenError
 }
 
 func newTokenCache(s *oauth2Settings, client *http.Client) *tokenCache {
-	return &tokenCache{conf: s.conf, client: client, now: time.Now, lock: make(chan struct{}, 1)}
+	logger := s.logger
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	return &tokenCache{conf: s.conf, client: client, now: time.Now, logger: logger, lock: make(chan struct{}, 1)}
 }
 
 // token returns the cached token, fetching a new one when there is none or it is due
@@ -176,15 +192,21 @@ func (c *tokenCache) token(ctx context.Context) (*oauth2.Token, error) {
 		return nil, tokenError{ctx.Err()}
 	}
 	defer func() { <-c.lock }()
-	if c.tok != nil && c.now().Before(c.renewAt) {
+	switch {
+	case c.tok != nil && c.now().Before(c.renewAt):
 		return c.tok, nil
+	case c.now().Sub(c.failed) < failureHold:
+		return nil, c.failure
 	}
 	tok, err := c.conf.Token(context.WithValue(ctx, oauth2.HTTPClient, c.client))
 	if err != nil {
-		return nil, tokenError{err}
+		c.failed, c.failure = c.now(), tokenError{err}
+		c.logger.Debug("fetching oauth2 token", zap.String("error", c.failure.Reason()))
+		return nil, c.failure
 	}
 	c.tok, c.renewAt = tok, renewal(c.now(), tok)
 	c.forced, c.forceNext = c.forceNext, false
+	c.logger.Debug("fetched oauth2 token", zap.Duration("renew_in", c.renewAt.Sub(c.now())), zap.Bool("after_401", c.forced))
 	return tok, nil
 }
 

@@ -202,12 +202,30 @@ func TestUnauthorizedRenewsOnceAndRetries(t *testing.T) {
 }
 
 // TestTokenFailureReason checks that a failed token request is told to clients by its
-// status alone, never with the endpoint's answer.
+// status alone, never with the endpoint's answer, and that the loops waiting on it share
+// its failure rather than each asking again.
 func TestTokenFailureReason(t *testing.T) {
 	t.Parallel()
 	e := newTokenEndpoint(t, time.Hour)
 	e.status = http.StatusBadGateway
-	_, err := e.cache().token(context.Background())
+	e.delay = 50 * time.Millisecond
+	c := e.cache()
+	var asked atomic.Int64
+	c.client = &http.Client{Transport: countingTransport{&asked}}
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() {
+			if _, err := c.token(context.Background()); err == nil {
+				t.Error("got a token from a failing endpoint")
+			}
+		})
+	}
+	wg.Wait()
+	// x/oauth2 asks twice, trying the credentials in the header, then in the body.
+	if n := asked.Load(); n != 2 {
+		t.Errorf("100 loops waiting on a failing endpoint made %d requests, want the 2 of one token request", n)
+	}
+	_, err := c.token(context.Background())
 	var r poller.Reasoner
 	if !errors.As(err, &r) || r.Reason() != "oauth2 token endpoint answered 502" {
 		t.Fatalf("error %v; want the reason oauth2 token endpoint answered 502", err)
@@ -253,4 +271,12 @@ func TestSettingsKeyFollowsCredentials(t *testing.T) {
 	if strings.Contains(k1, "s3cret") {
 		t.Error("key holds the secret")
 	}
+}
+
+// countingTransport counts the requests it sends.
+type countingTransport struct{ n *atomic.Int64 }
+
+func (c countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(req)
 }
