@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -20,6 +21,13 @@ import (
 
 	"github.com/pollsse/caddy-poll-sse/poller"
 )
+
+// pollIdleConnsPerHost is how many idle connections a route keeps to its upstream, unless
+// keepalive_idle_conns_per_host says otherwise. The loops of a route all poll one host,
+// and their polls come in bursts (all the loops that started together): reverse_proxy's
+// default of 32 would close the connections of every burst beyond 32 and open them again
+// at the next, where this many are kept and reused.
+const pollIdleConnsPerHost = 256
 
 // pollVersions are the HTTP versions a poll may use: reverse_proxy's, less HTTP/3, whose
 // transport a config unload closes while loops kept by a reload still use it.
@@ -127,8 +135,16 @@ func (h *Handler) provisionTransport(ctx caddy.Context) (*http.Transport, error)
 
 func (h *Handler) loadTransport(ctx caddy.Context) (*http.Transport, error) {
 	if h.TransportRaw == nil {
-		return poller.NewClient().Transport.(*http.Transport), nil
+		rt := poller.NewClient().Transport.(*http.Transport)
+		rt.MaxIdleConnsPerHost = pollIdleConnsPerHost
+		return rt, nil
 	}
+	var idle struct {
+		KeepAlive struct {
+			PerHost int `json:"max_idle_conns_per_host"`
+		} `json:"keep_alive"`
+	}
+	_ = json.Unmarshal(h.TransportRaw, &idle) // malformed JSON is LoadModule's to report
 	mod, err := ctx.LoadModule(h, "TransportRaw")
 	if err != nil {
 		return nil, fmt.Errorf("loading transport: %w", err)
@@ -139,6 +155,9 @@ func (h *Handler) loadTransport(ctx caddy.Context) (*http.Transport, error) {
 	}
 	if err := h.checkTransportUse(t); err != nil {
 		return nil, fmt.Errorf("transport: %w", err)
+	}
+	if idle.KeepAlive.PerHost == 0 {
+		t.Transport.MaxIdleConnsPerHost = pollIdleConnsPerHost
 	}
 	if t.TLS != nil && t.TLS.InsecureSkipVerify {
 		h.logger.Warn("upstream TLS certificates are not verified (tls_insecure_skip_verify): anyone on the path can read and change polls; use only in testing",

@@ -122,3 +122,28 @@ func TestDialSocketOnlyForUpstreamHost(t *testing.T) {
 		t.Errorf("another host was reached at %q, want its own address", got)
 	}
 }
+
+// TestIdleConnectionsPerHost checks that a route keeps pollIdleConnsPerHost idle
+// connections to its upstream, with or without a transport block, unless
+// keepalive_idle_conns_per_host sets it.
+func TestIdleConnectionsPerHost(t *testing.T) {
+	tests := []struct {
+		name, transport string
+		want            int
+	}{
+		{"default transport", ``, pollIdleConnsPerHost},
+		{"transport block", `, "transport": {"protocol": "http", "dial_timeout": "1s"}`, pollIdleConnsPerHost},
+		{"set by the config", `, "transport": {"protocol": "http", "keep_alive": {"max_idle_conns_per_host": 8}}`, 8},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h, err := loadHandler(t, `{"upstream": "http://127.0.0.1:9/x"`+tc.transport+`}`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := h.transport.MaxIdleConnsPerHost; got != tc.want {
+				t.Errorf("MaxIdleConnsPerHost %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
