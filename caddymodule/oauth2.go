@@ -223,8 +223,9 @@ func renewal(now time.Time, tok *oauth2.Token) time.Time {
 
 // refused reports that the upstream answered 401 to tok, and whether a poll should be
 // sent again: yes when tok is dropped here, or another loop renewed it already; no when
-// tok is itself the renewal of a refused token. So an upstream that refuses every token
-// costs the token endpoint one extra request per token lifetime, not one per poll.
+// tok is itself the renewal of a refused token and was never taken. So an upstream that
+// refuses every token costs the token endpoint one extra request per token lifetime, not
+// one per poll.
 func (c *tokenCache) refused(ctx context.Context, tok *oauth2.Token) bool {
 	select {
 	case c.lock <- struct{}{}:
@@ -242,6 +243,20 @@ func (c *tokenCache) refused(ctx context.Context, tok *oauth2.Token) bool {
 	return true
 }
 
+// accepted notes that the upstream took tok: a renewal after a 401 that the upstream took
+// may be renewed after a 401 again. When a fetch holds the lock, it is left alone.
+func (c *tokenCache) accepted(tok *oauth2.Token) {
+	select {
+	case c.lock <- struct{}{}:
+	default:
+		return
+	}
+	if c.tok == tok {
+		c.forced = false
+	}
+	<-c.lock
+}
+
 // roundTrip sends req through rt with the route's token; on a 401 it renews the token and
 // sends req again, once. The body of a POST poll is replayed through req.GetBody.
 func (c *tokenCache) roundTrip(rt http.RoundTripper, req *http.Request) (*http.Response, error) {
@@ -253,8 +268,12 @@ func (c *tokenCache) roundTrip(rt http.RoundTripper, req *http.Request) (*http.R
 		return nil, err
 	}
 	resp, err := rt.RoundTrip(withToken(req, req.Body, tok))
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || (req.Body != nil && req.GetBody == nil) {
+	if err != nil || (resp.StatusCode == http.StatusUnauthorized && req.Body != nil && req.GetBody == nil) {
 		return resp, err
+	}
+	if resp.StatusCode != http.StatusUnauthorized {
+		c.accepted(tok)
+		return resp, nil
 	}
 	if !c.refused(req.Context(), tok) {
 		return resp, nil
@@ -279,7 +298,11 @@ func (c *tokenCache) retry(rt http.RoundTripper, req *http.Request) (*http.Respo
 		}
 		return nil, err
 	}
-	return rt.RoundTrip(withToken(req, body, tok))
+	resp, err := rt.RoundTrip(withToken(req, body, tok))
+	if err == nil && resp.StatusCode != http.StatusUnauthorized {
+		c.accepted(tok)
+	}
+	return resp, err
 }
 
 // withToken returns a copy of req with body and tok's Authorization.

@@ -148,8 +148,8 @@ func (u *bearerUpstream) set(tok string) {
 
 // TestUnauthorizedRenewsOnceAndRetries checks that when the upstream starts refusing a
 // token, however young, concurrent POST polls renew it once between them, are sent again
-// with their bodies, and succeed; and that a renewed token refused again is not renewed
-// at each poll.
+// with their bodies, and succeed, again at a second revocation; and that when the upstream
+// refuses every token, a renewal it refused too is not renewed at each poll.
 func TestUnauthorizedRenewsOnceAndRetries(t *testing.T) {
 	t.Parallel()
 	e := newTokenEndpoint(t, time.Hour)
@@ -188,6 +188,10 @@ func TestUnauthorizedRenewsOnceAndRetries(t *testing.T) {
 		}
 	}
 	up.mu.Unlock()
+	up.set("tok-3") // revoked again: the renewal was taken, so it is renewed too
+	if resp, err := post("after a second revocation"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("poll after a second revocation: %v %v", resp, err)
+	}
 	up.set("never")
 	for range 5 {
 		resp, err := post("refused")
@@ -196,8 +200,8 @@ func TestUnauthorizedRenewsOnceAndRetries(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	if n := e.issued.Load(); n != 2 {
-		t.Errorf("token requests %d after 5 refusals of a renewed token, want still 2", n)
+	if n := e.issued.Load(); n != 4 {
+		t.Errorf("token requests %d after 5 polls refused whatever the token, want 4: one renewal, then none", n)
 	}
 }
 
