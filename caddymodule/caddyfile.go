@@ -63,11 +63,26 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			prefix    <text>
 //			lease_ttl <duration>
 //		}
+//		transport http {
+//			<reverse_proxy's http transport options>
+//		}
+//		dial      unix//<path>
+//		oauth2 {
+//			token_url     <url>
+//			client_id     <id>
+//			client_secret <secret>
+//			scopes        <scope...>
+//			audience      <audience>
+//		}
 //	}
 //
-// header_up, ignore and array_key may repeat. A store with one address is a single Redis
-// server; with several, or with cluster, a Redis Cluster; with sentinel, the addresses are
-// Sentinels watching <master>.
+// header_up, ignore, array_key and oauth2's scopes may repeat. A store with one address
+// is a single Redis server; with several, or with cluster, a Redis Cluster; with
+// sentinel, the addresses are Sentinels watching <master>. transport takes the options
+// of reverse_proxy's http transport that a poll can use: tls, tls_trust_pool,
+// tls_trusted_ca_certs, tls_client_auth <cert_file> <key_file>, tls_server_name,
+// tls_insecure_skip_verify, tls_timeout, dial_timeout, read_buffer, versions 1.1|2|h2c,
+// forward_proxy_url and the others but proxy_protocol.
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if !d.NextArg() {
@@ -119,6 +134,9 @@ var subdirectives = map[string]func(*Handler, *caddyfile.Dispenser) error{
 	"ignore":                  (*Handler).parseShape,
 	"array_key":               (*Handler).parseShape,
 	"store":                   (*Handler).parseStore,
+	"transport":               (*Handler).parseTransport,
+	"dial":                    (*Handler).parseDial,
+	"oauth2":                  (*Handler).parseOAuth2,
 }
 
 // oneArg returns the single argument of the current subdirective.

@@ -6,6 +6,7 @@ package caddymodule
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -114,6 +115,18 @@ type Handler struct {
 	// Store says where versions and history live: in this process (the default), or in
 	// Redis, shared by a cluster that then polls each upstream once.
 	Store *Store `json:"store,omitempty"`
+	// Transport configures how polls reach the upstream, with the options of
+	// reverse_proxy's HTTP transport (`"protocol": "http"`): TLS trust, client
+	// certificates, server name, dial timeout, buffers, HTTP versions (1.1, 2, h2c) and a
+	// forward proxy. All the loops of a route share it and its connections. Default: a
+	// transport with the system's roots and the proxy of the environment.
+	TransportRaw json.RawMessage `json:"transport,omitempty" caddy:"namespace=http.reverse_proxy.transport inline_key=protocol"`
+	// Dial sends polls to a Unix socket, `unix//<path>`, instead of the upstream URL's
+	// host, which still gives the Host header and the TLS server name. Default: the
+	// upstream URL's host.
+	Dial string `json:"dial,omitempty"`
+	// OAuth2 has polls carry a token got with the OAuth2 client credentials grant.
+	OAuth2 *OAuth2 `json:"oauth2,omitempty"`
 
 	upstream upstreamTemplate
 	poll     poller.Config // each poll loop gets its own poller.Poller from it
@@ -136,6 +149,12 @@ type Handler struct {
 
 	pokeDigest [sha256.Size]byte // of the resolved poke secret
 	clients    *clientLoops      // the running loops each client started, kept with the hub
+
+	transport *http.Transport // this config's, attached to the hub's client
+	oauth2    *oauth2Settings // nil without oauth2
+	client    *routeClient    // the hub's, shared by its loops
+	// transportID tells apart routes whose polls travel differently (see transportKey).
+	transportID string
 }
 
 // CaddyModule returns the Caddy module information.
@@ -173,6 +192,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		h.MaxLoopsPerClient = defaultMaxLoopsPerClient
 	}
 	if err := h.provisionPoll(); err != nil {
+		return err
+	}
+	if err := h.provisionUpstreamClient(ctx); err != nil {
 		return err
 	}
 	if err := h.provisionPoke(); err != nil {
@@ -215,7 +237,6 @@ func (h *Handler) provisionPoll() error {
 		Interval: time.Duration(h.Interval),
 		Timeout:  time.Duration(h.Timeout),
 		MaxBody:  h.MaxBody,
-		Client:   poller.NewClient(),
 	}
 	_, err = poller.New(h.poll)
 	return err
@@ -260,6 +281,7 @@ func (h *Handler) Cleanup() error {
 			return err
 		}
 	}
+	h.detachTransport()
 	return nil
 }
 

@@ -48,6 +48,9 @@ func (h *Handler) loopFor(r *http.Request) (loop, error) {
 	}
 	shape := h.shape
 	key := url + " " + digest
+	if h.transportID != "" {
+		key += " " + h.transportID // loops of routes reaching the upstream differently never meet in a store
+	}
 	newSource := func() hub.Source { return newPollSource(cfg, shape) }
 	if rs := h.redis; rs != nil {
 		newSource = func() hub.Source { return newRedisSource(rs, cfg, shape) }

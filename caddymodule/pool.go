@@ -33,6 +33,7 @@ type pooledHub struct {
 	metrics *routeMetrics
 	redis   *redisstore.Store // nil for the memory store
 	clients *clientLoops
+	client  *routeClient // shared by the loops, across reloads
 	// upstream is the route's upstream URL as logs and the admin API show it.
 	upstream string
 	// drain is the window the hub's streams are drained over when it retires: that of
@@ -92,13 +93,15 @@ func (h *Handler) provisionHub(ctx caddy.Context) error {
 			Describe:     func(string) []zap.Field { return describeLoop(route, upstream) },
 			Observer:     m,
 			Stopped:      clients.stopped,
-		}), route: route, forward: h.Forward, metrics: m, redis: h.Store.redisStore(history, h.HistorySize), clients: clients, upstream: upstream, drain: drain}, nil
+		}), route: route, forward: h.Forward, metrics: m, redis: h.Store.redisStore(history, h.HistorySize, h.transportID), clients: clients, upstream: upstream, drain: drain,
+			client: newRouteClient(h.oauth2)}, nil
 	})
 	if err != nil {
 		return err
 	}
 	p := val.(pooledHub)
 	h.hubKey, h.pooled, h.metrics, h.redis, h.clients = key, p, p.metrics, p.redis, p.clients
+	h.attachTransport(p.client)
 	return h.provisionLimits(ctx.Context, p.Hub, key)
 }
 
@@ -190,8 +193,9 @@ func (h *Handler) settingsKey() (string, error) {
 		ArrayKeys                []ArrayKey
 		Name                     string
 		Store                    any
+		Transport                string
 	}{h.Upstream, h.Interval, h.Timeout, h.poll.Header, h.History, h.HistorySize, h.Heartbeat, h.Retry, h.Linger,
-		h.Method, h.Body, h.Forward, h.MaxBody, h.MaxUpstreams, h.Select, h.Ignore, h.ArrayKeys, h.Name, h.Store.keyed()})
+		h.Method, h.Body, h.Forward, h.MaxBody, h.MaxUpstreams, h.Select, h.Ignore, h.ArrayKeys, h.Name, h.Store.keyed(), h.transportID})
 	if err != nil {
 		return "", fmt.Errorf("hashing settings: %w", err)
 	}

@@ -49,6 +49,8 @@ func TestRedisKeysSeparateTenants(t *testing.T) {
 		"other body":      route(`"header_up": {"X-Api-Key": ["key-of-tenant-a"]}, "method": "POST", "body": "{\"q\":\"b\"}"`),
 		"other method":    route(`"header_up": {"X-Api-Key": ["key-of-tenant-a"]}, "method": "GET"`),
 		"no header_up":    route(`"method": "POST", "body": "{\"q\":\"a\"}"`),
+		"oauth2 client":   route(`"header_up": {"X-Api-Key": ["key-of-tenant-a"]}, "method": "POST", "body": "{\"q\":\"a\"}", "oauth2": {"token_url": "http://127.0.0.1:9/token", "client_id": "tenant-a", "client_secret": "s"}`),
+		"transport":       route(`"header_up": {"X-Api-Key": ["key-of-tenant-a"]}, "method": "POST", "body": "{\"q\":\"a\"}", "transport": {"protocol": "http", "dial_timeout": "3s"}`),
 	}
 	for name, raw := range differ {
 		if lease, stream := redisKeysOf(t, raw, ""); lease == baseLease || stream == baseStream {
@@ -65,6 +67,15 @@ func TestRedisKeysSeparateTenants(t *testing.T) {
 		if lease, stream := redisKeysOf(t, raw, ""); lease != baseLease || stream != baseStream {
 			t.Errorf("%s: keys %s, %s; want %s, %s", name, lease, stream, baseLease, baseStream)
 		}
+	}
+	oauth := func(client string) string {
+		return route(`"oauth2": {"token_url": "http://127.0.0.1:9/token", "client_id": "` + client + `", "client_secret": "s"}`)
+	}
+	tenantA, _ := redisKeysOf(t, oauth("tenant-a"), "")
+	tenantB, _ := redisKeysOf(t, oauth("tenant-b"), "")
+	againA, _ := redisKeysOf(t, oauth("tenant-a"), "")
+	if tenantA == tenantB || tenantA != againA {
+		t.Errorf("oauth2 clients: tenant a %s, tenant b %s, tenant a again %s; want a's two alike and b's apart", tenantA, tenantB, againA)
 	}
 	fwd := route(`"forward": ["Authorization"]`)
 	userA, _ := redisKeysOf(t, fwd, "Bearer user-a")

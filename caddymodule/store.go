@@ -111,7 +111,7 @@ func (s *Store) redisOptions() *redis.UniversalOptions {
 }
 
 // redisStore returns the Redis store the route's hub uses, or nil for memory.
-func (s *Store) redisStore(history int, historyBytes int64) *redisstore.Store {
+func (s *Store) redisStore(history int, historyBytes int64, reach string) *redisstore.Store {
 	if s == nil || s.Type != "redis" {
 		return nil
 	}
@@ -121,6 +121,7 @@ func (s *Store) redisStore(history int, historyBytes int64) *redisstore.Store {
 		LeaseTTL:     time.Duration(s.LeaseTTL),
 		History:      history,
 		HistoryBytes: historyBytes,
+		Reach:        reach,
 	}
 }
 

@@ -27,7 +27,14 @@ func NewClient() *http.Client {
 		TLSHandshakeTimeout:   5 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
-	return &http.Client{Transport: tr, CheckRedirect: sameOrigin}
+	return ClientWith(tr)
+}
+
+// ClientWith returns an HTTP client that sends polls through rt, following redirects only
+// to the same scheme and host, as NewClient's does. Share one client among the loops of
+// an upstream, so that they share rt's connections.
+func ClientWith(rt http.RoundTripper) *http.Client {
+	return &http.Client{Transport: rt, CheckRedirect: sameOrigin}
 }
 
 func sameOrigin(req *http.Request, via []*http.Request) error {

@@ -3,11 +3,9 @@ package poller
 import (
 	"compress/flate"
 	"compress/gzip"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -143,18 +141,6 @@ func bodyError(status int, err error) error {
 	e := transportError(err).(*Error)
 	e.Status = status
 	return e
-}
-
-func transportError(err error) error {
-	var ne net.Error
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return &Error{Reason: "timeout", err: err}
-	case errors.Is(err, errRedirect):
-		return &Error{Reason: errRedirect.Error(), err: err}
-	default:
-		return &Error{Reason: "upstream unreachable", err: err}
-	}
 }
 
 // parseRetryAfter reads a Retry-After value, delta-seconds or HTTP-date, as a wait from now

@@ -75,3 +75,12 @@ func field(h hash.Hash, s string) {
 func count(h hash.Hash, n int) {
 	h.Write(binary.AppendUvarint(nil, uint64(n)))
 }
+
+// reachedID returns the id of the loop with id reached by way of reach (Store.Reach).
+func reachedID(id, reach string) string {
+	h := sha256.New()
+	field(h, keyVersion+" reach")
+	field(h, id)
+	field(h, reach)
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}

@@ -54,6 +54,11 @@ type Store struct {
 	Retention time.Duration
 	// Node names this node in lease values; default a random id.
 	Node string
+	// Reach tells apart loops whose polls go to the same URL by different ways: another
+	// transport, socket or set of credentials. It is part of every key (digested), so
+	// that such loops never share a lease or a stream. It must not hold what changes
+	// while the loop runs, such as an access token.
+	Reach string
 
 	terms atomic.Uint64 // lease terms begun, numbering each term's lease value
 }
@@ -118,6 +123,10 @@ func (st *Store) Source(cfg poller.Config, tr *diff.Tracker) *Source {
 // loop's id as a Redis Cluster hash tag, so that they live in one slot.
 func (st *Store) Keys(cfg poller.Config) (lease, stream string) {
 	st.defaults()
-	tag := st.Prefix + "{" + LoopID(cfg) + "}:"
+	id := LoopID(cfg)
+	if st.Reach != "" {
+		id = reachedID(id, st.Reach)
+	}
+	tag := st.Prefix + "{" + id + "}:"
 	return tag + "lease", tag + "stream"
 }
