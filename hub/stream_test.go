@@ -145,7 +145,10 @@ func (c *connClient) waitID(t *testing.T, id string, d time.Duration) {
 		select {
 		case <-more:
 		case <-deadline:
-			t.Fatalf("no event %s within %v; have %d events", id, d, len(c.ids))
+			c.mu.Lock()
+			n := len(c.ids)
+			c.mu.Unlock()
+			t.Fatalf("no event %s within %v; have %d events", id, d, n)
 		}
 	}
 }
