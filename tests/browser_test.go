@@ -17,18 +17,20 @@ import (
 const (
 	browserTimeout = 4 * time.Minute
 	chromiumPath   = "/usr/bin/chromium"
-	e2eChecks      = 11 // the checks e2e.mjs reports when all pass
+	e2eChecks      = 13 // the checks e2e.mjs reports when all pass
 )
 
 // browserSettings is what e2e.mjs reads.
 type browserSettings struct {
-	Base      string `json:"base"`
-	Admin     string `json:"admin"`
-	Caddyfile string `json:"caddyfile"`
-	APIDir    string `json:"apiDir"`
-	Artifacts string `json:"artifacts"`
-	H2Base    string `json:"h2Base"`
-	Chromium  string `json:"chromium"`
+	Base        string `json:"base"`
+	Admin       string `json:"admin"`
+	Caddyfile   string `json:"caddyfile"`
+	APIDir      string `json:"apiDir"`
+	Artifacts   string `json:"artifacts"`
+	H2Base      string `json:"h2Base"`
+	H2Admin     string `json:"h2Admin"`
+	H2Caddyfile string `json:"h2Caddyfile"`
+	Chromium    string `json:"chromium"`
 }
 
 func TestBrowserDemo(t *testing.T) {
@@ -49,6 +51,7 @@ func TestBrowserDemo(t *testing.T) {
 		"DEMO_API_DIR":  apiDir,
 		"DEMO_TICK_MS":  "250",
 		"DEMO_INTERVAL": "250ms",
+		"DEMO_RETRY":    "250ms",
 		"DEMO_API_ADDR": freeAddr(t),
 	}, "DEMO_H2_ADDR")
 	artifacts := filepath.Join(root, "tests", "browser", "artifacts")
@@ -56,13 +59,15 @@ func TestBrowserDemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	runE2E(t, browserSettings{
-		Base:      "http://" + localhost(demo.siteAddr),
-		Admin:     "http://" + demo.adminAddr,
-		Caddyfile: demo.file,
-		APIDir:    apiDir,
-		Artifacts: artifacts,
-		H2Base:    "https://" + localhost(h2.siteAddr),
-		Chromium:  chromium,
+		Base:        "http://" + localhost(demo.siteAddr),
+		Admin:       "http://" + demo.adminAddr,
+		Caddyfile:   demo.file,
+		APIDir:      apiDir,
+		Artifacts:   artifacts,
+		H2Base:      "https://" + localhost(h2.siteAddr),
+		H2Admin:     "http://" + h2.adminAddr,
+		H2Caddyfile: h2.file,
+		Chromium:    chromium,
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -201,6 +202,8 @@ func TestRedisLostEntry(t *testing.T) {
 	defer rc.Close()
 	lost := dropLastEntry(t, rc)
 	t.Logf("deleted the stream's last entry %s", lost)
+	again := waitAppendedAfter(t, rc, lost)
+	t.Logf("the lease holder appended %s", again)
 
 	late := startCaddy(t, site)
 	c := newTrace("client of a node started after the loss", dialSSE(t, late.url("")))
@@ -210,6 +213,38 @@ func TestRedisLostEntry(t *testing.T) {
 	ls.traces = ls.traces[:len(ls.traces)-1]
 	ls.check()
 	c.checkSequence(t, ls.served[len(ls.served)-2:])
+}
+
+// waitAppendedAfter waits until the one stream in Redis ends with an entry newer than
+// the entry lost, and returns its id: the lease holder's next poll appends the
+// upstream's body again, since it is not the stream's last.
+func waitAppendedAfter(t *testing.T, rc *redis.Client, lost string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), deployWait)
+	defer cancel()
+	stream := loopStream(ctx, t, rc)
+	for ctx.Err() == nil {
+		last, err := rc.XRevRangeN(ctx, stream, "+", "-", 1).Result()
+		if err == nil && len(last) == 1 && streamIDAfter(last[0].ID, lost) {
+			return last[0].ID
+		}
+		time.Sleep(deployInterval / 4)
+	}
+	t.Fatalf("the stream gained no entry after the lost %s within %v", lost, deployWait)
+	return ""
+}
+
+// streamIDAfter reports whether the stream entry id a comes after b.
+func streamIDAfter(a, b string) bool {
+	parse := func(id string) (ms, seq uint64) {
+		m, s, _ := strings.Cut(id, "-")
+		ms, _ = strconv.ParseUint(m, 10, 64)
+		seq, _ = strconv.ParseUint(s, 10, 64)
+		return ms, seq
+	}
+	am, as := parse(a)
+	bm, bs := parse(b)
+	return am > bm || am == bm && as > bs
 }
 
 // dropLastEntry deletes the last entry of the one stream in Redis and returns its id.

@@ -5,10 +5,11 @@
 //
 // Usage: node tests/browser/e2e.mjs <settings.json>
 //
-// settings: {base, admin, caddyfile, apiDir, artifacts, h2Base?, chromium}: the demo's
-// URL, the admin API's URL, the Caddyfile to reload with, the directory of the simulated
-// API (where the file "down" makes it fail), where to write the screenshot, the URL of
-// the HTTP/2 variant, and the browser's path.
+// settings: {base, admin, caddyfile, apiDir, artifacts, h2Base?, h2Admin?, h2Caddyfile?,
+// chromium}: the demo's URL, the admin API's URL, the Caddyfile to reload with, the
+// directory of the simulated API (where the file "down" makes it fail), where to write the
+// screenshot, the URL, admin API and Caddyfile of the HTTP/2 variant, and the browser's
+// path.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -94,15 +95,39 @@ async function twentyChanges(page) {
   pass('screenshot', { path: join(settings.artifacts, 'dashboard.png') });
 }
 
-// resumesAfterCut reloads Caddy with the same config: the streams end, the loops and
-// their history stay, and the browser's EventSource comes back with Last-Event-ID.
-async function resumesAfterCut(page) {
-  const mark = (await trace(page)).length;
-  const res = await post(`${settings.admin}/load`, readFileSync(settings.caddyfile), {
+// reload posts a Caddyfile to an admin API.
+async function reload(admin, caddyfile) {
+  const res = await post(`${admin}/load`, readFileSync(caddyfile), {
     'Content-Type': 'text/caddyfile',
     'Cache-Control': 'must-revalidate', // reload even though the config is the same
   });
   assert(res.status === 200, `reload answered ${res.status}`, res.body);
+}
+
+// keptThroughReload reloads Caddy with the same config: the HTTP/1.1 stream stays open
+// and goes on with patches, without a reconnect.
+async function keptThroughReload(page) {
+  const mark = (await trace(page)).length;
+  await reload(settings.admin, settings.caddyfile);
+  await waitChanges(page, mark, 8);
+  const after = (await trace(page)).slice(mark);
+  const statuses = after.filter((e) => e.kind === 'status').map((e) => e.connection);
+  assert(statuses.length === 0, 'the stream reconnected across a reload that kept its settings', after);
+  assert(changes(after).every((e) => e.type === 'patch'), 'a snapshot across a reload that kept its settings', after);
+  pass('the stream stayed open across a same-config reload', { events: changes(after).length });
+  await expectUpstreamEqual(page, 'after the reload the page equals the upstream');
+}
+
+// resumesAfterCut reloads the HTTP/2 demo with the same config: its HTTP/2 stream is
+// drained (an HTTP/2 stream cannot outlive its server), the loop and its history stay,
+// and the browser's EventSource comes back with Last-Event-ID and gets a patch.
+async function resumesAfterCut(context) {
+  const page = await context.newPage();
+  await page.goto(`${settings.h2Base}/`, { timeout: 15000 });
+  await page.waitForFunction(() => document.querySelectorAll('#rows tr').length === 16, null, wait);
+  await waitChanges(page, 0, 3);
+  const mark = (await trace(page)).length;
+  await reload(settings.h2Admin, settings.h2Caddyfile);
   await page.waitForFunction(
     (mark) => {
       const t = window.demo.trace.slice(mark);
@@ -119,6 +144,7 @@ async function resumesAfterCut(page) {
   assert(!types.includes('snapshot'), 'a snapshot after the cut', after);
   pass('the cut stream resumed with a patch', { events: types.length, statuses: after.filter((e) => e.kind === 'status').map((e) => e.connection) });
   await expectUpstreamEqual(page, 'after the cut the page equals the upstream again');
+  await page.close();
 }
 
 async function upstreamStatus(page) {
@@ -193,10 +219,11 @@ async function main() {
     page.on('pageerror', (err) => console.log(JSON.stringify({ pageerror: String(err) })));
     await showsUpstreamDocument(page);
     await twentyChanges(page);
-    await resumesAfterCut(page);
+    await keptThroughReload(page);
     await upstreamStatus(page);
     await mergePatchToggle(page);
-    if (settings.h2Base) await tenStreamsOverH2(context);
+    await resumesAfterCut(context);
+    await tenStreamsOverH2(context);
   } finally {
     await close();
   }
