@@ -176,6 +176,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.streams, h.endStreams = context.WithCancel(context.Background())
 	h.servers = new(sync.Map)
 	h.watchServer(ctx)
+	h.register()
 	return nil
 }
 
@@ -226,6 +227,7 @@ func (h *Handler) Validate() error {
 
 // Cleanup ends open streams and stops the poll loops.
 func (h *Handler) Cleanup() error {
+	h.unregister()
 	if h.endStreams != nil {
 		h.endStreams()
 	}
