@@ -22,7 +22,7 @@ const (
 )
 
 // webClientTests are the test files of tests/web, relative to the repository root.
-var webClientTests = []string{"tests/web/patch.test.mjs", "tests/web/client.test.mjs", "tests/web/transports.test.mjs"}
+var webClientTests = []string{"tests/web/patch.test.mjs", "tests/web/client.test.mjs", "tests/web/transports.test.mjs", "tests/web/mux.test.mjs"}
 
 func TestWebClientUnit(t *testing.T) {
 	t.Parallel()

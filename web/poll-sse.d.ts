@@ -33,8 +33,9 @@ export type UpstreamStatus =
 export interface Status {
   /** connecting: opening or reconnecting; open: receiving; closed: refused (a retry is
    * scheduled) or close() was called; unauthorized: a transport that sends headers was
-   * answered 401 or 403, and does not retry: open anew with other headers */
-  connection: 'connecting' | 'open' | 'closed' | 'unauthorized';
+   * answered 401 or 403, and does not retry: open anew with other headers; refused: a
+   * poll_sse_mux did not serve this stream, and it is not retried */
+  connection: 'connecting' | 'open' | 'closed' | 'unauthorized' | 'refused';
   upstream: UpstreamStatus;
 }
 
