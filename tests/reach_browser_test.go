@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,7 +21,7 @@ import (
 // that buffers event streams (the long-poll fallback).
 
 const (
-	reachChecks = 8 // the checks reach.mjs reports when all pass
+	reachChecks = 9 // the checks reach.mjs reports when all pass
 	reachToken  = "tok-9f8e7d6c5b4a"
 )
 
@@ -67,11 +68,13 @@ handle /private {
 handle /events {
 	%s
 }
+%s
 handle {
 	file_server
 }`, accessLog, filepath.Join(root, "web"), reachToken,
 		pollSSE(up.url()+"?route=private", "interval 100ms", "name private", "max_connection_lifetime 1s"),
-		pollSSE(up.url(), "interval 100ms", "name shared")))
+		pollSSE(up.url(), "interval 100ms", "name shared"),
+		muxRoutesFor(up)))
 	proxy := newBufferingProxy(t, caddy.siteAddr)
 	runNodeChecks(t, "tests/browser/reach.mjs", browserTimeout, reachSettings{
 		Base:      "http://" + caddy.siteAddr,
@@ -83,6 +86,19 @@ handle {
 		Chromium:  chromium,
 		Interval:  100,
 	}, reachChecks)
+}
+
+// muxRoutesFor returns ten poll_sse routes, m0 to m9, each its own loop on u, and a
+// poll_sse_mux at /mux carrying them.
+func muxRoutesFor(u *revUpstream) string {
+	var routes, names []string
+	for i := range muxRoutes {
+		name := fmt.Sprintf("m%d", i)
+		names = append(names, name)
+		routes = append(routes, fmt.Sprintf("handle /%s {\n%s\n}", name, indent(pollSSE(u.url()+"?route="+name, "interval 100ms", "name "+name))))
+	}
+	routes = append(routes, fmt.Sprintf("handle /mux {\n\tpoll_sse_mux {\n\t\tstreams %s\n\t}\n}", strings.Join(names, " ")))
+	return strings.Join(routes, "\n")
 }
 
 // revUpstream serves a document of many rows whose revision the test script moves on with

@@ -176,8 +176,37 @@ async function fallback(context) {
   return worst;
 }
 
+async function mux(context) {
+  const names = Array.from({ length: 10 }, (_, i) => `m${i}`);
+  const requests = [];
+  context.on('request', (r) => r.url().includes('/mux') && requests.push(r.url()));
+  const page = await context.newPage();
+  await page.goto(`${settings.base}/blank`, { timeout: 15000 });
+  await page.evaluate(async (names) => {
+    const { pollMux } = await import('/poll-sse-mux.js');
+    window.docs = pollMux('/mux', names);
+  }, names);
+  for (let i = 0; i < 5; i++) {
+    await next();
+    await new Promise((r) => setTimeout(r, 3 * settings.intervalMs));
+  }
+  const want = await upstream();
+  await page.waitForFunction(
+    ([names, rev]) => names.every((n) => window.docs[n].document?.rev === rev),
+    [names, want.rev],
+    wait,
+  );
+  const docs = await page.evaluate((names) => names.map((n) => window.docs[n].document), names);
+  assert(docs.every((d) => isDeepStrictEqual(d, want)), 'a mux stream holds another document');
+  const counts = await Promise.all(names.map((n) => subscribers(n)));
+  assert(counts.every((c) => c === 1) && requests.length === 1, 'ten routes did not share one mux connection', { counts, requests });
+  pass('pollMux keeps ten routes on one connection', { rev: want.rev, requests: requests.length });
+  await page.close();
+}
+
 const { context, close } = await launchChromium(settings.chromium);
 try {
+  await mux(context);
   await sharedTabs(context);
   await bearer(context);
   const worst = await fallback(context);
