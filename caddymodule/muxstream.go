@@ -7,9 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -38,13 +38,6 @@ func splitComposite(id string, n int) []string {
 	return held
 }
 
-// muxBatch is what one stream of a connection has to send: its frames, or nil when the
-// stream ended.
-type muxBatch struct {
-	i      int
-	frames [][]byte
-}
-
 // muxConn is one client's multiplexed stream: the versions it holds, and the frames of
 // its streams rewritten as mux events. The connection's writer owns it.
 type muxConn struct {
@@ -68,9 +61,7 @@ func (m *Mux) serve(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	c := &muxConn{names: names, versions: splitComposite(lastEventID(r), len(names))}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	subs := make([]*hub.Subscription, len(names))
+	subs := make([]*muxSub, len(names))
 	var refused [][]byte
 	for i, name := range names {
 		sub, code, err := m.subscribe(r, name, c.versions[i])
@@ -78,21 +69,18 @@ func (m *Mux) serve(w http.ResponseWriter, r *http.Request) error {
 			refused = append(refused, refusedFrame(name, code, err))
 			continue
 		}
-		subs[i] = sub
 		defer sub.Close()
+		subs[i] = &muxSub{sub: sub, ended: namedHandler(name).streams.Done()}
 	}
 	w.WriteHeader(http.StatusOK)
-	out := make(chan muxBatch, len(names)) // one batch of each stream in flight at most
-	var wg sync.WaitGroup
-	for i, sub := range subs {
-		if sub != nil {
-			h := namedHandler(names[i])
-			wg.Go(func() { pumpMux(ctx, h, i, sub, out) })
-		}
-	}
-	defer wg.Wait()
-	defer cancel()
-	return c.write(ctx, w, refused, out)
+	return c.run(r.Context(), w, subs, bytes.Join(refused, nil))
+}
+
+// muxSub is one stream of a mux connection.
+type muxSub struct {
+	sub   *hub.Subscription
+	wake  <-chan struct{} // closed when the stream may have frames; nil: read it now
+	ended <-chan struct{} // closed when its route's handler is cleaned up
 }
 
 // checkNames checks the streams a client asks for: at least one, none twice, and no
@@ -150,53 +138,67 @@ func refusedFrame(name string, code int, err error) []byte {
 	return ev.Encode()
 }
 
-// pumpMux passes the frames of stream i to out until ctx ends, or the stream ends, as
-// when its topic stops or its route is replaced, which it tells with an empty batch.
-func pumpMux(ctx context.Context, h *Handler, i int, sub *hub.Subscription, out chan<- muxBatch) {
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(h.streams, cancel)()
+// run writes the refused events, then the frames of the streams as they come, from
+// this one goroutine, until ctx ends, a write fails or a stream ends: the client then
+// resumes them all. A connection costs one goroutine however many streams it carries.
+func (c *muxConn) run(ctx context.Context, w http.ResponseWriter, subs []*muxSub, refused []byte) error {
+	rc := http.NewResponseController(w)
+	if err := writeFlush(w, rc, refused); err != nil {
+		return nil
+	}
+	var cases []reflect.SelectCase
+	var of []int // the stream of each pair of cases after the first
 	for {
-		frames, err := sub.Next(sctx)
-		b := muxBatch{i: i, frames: slices.Clone(frames)}
+		more, err := c.collect(ctx, subs)
 		if err != nil {
-			b.frames = nil
+			return nil
 		}
-		select {
-		case out <- b:
-		case <-ctx.Done():
-			return
+		if err := writeFlush(w, rc, c.buf); err != nil {
+			return nil
 		}
-		if err != nil {
-			return
+		if more {
+			continue
 		}
+		cases, of = cases[:0], of[:0]
+		cases = append(cases, recvCase(ctx.Done()))
+		for i, s := range subs {
+			if s != nil {
+				cases = append(cases, recvCase(s.wake), recvCase(s.ended))
+				of = append(of, i)
+			}
+		}
+		chosen, _, _ := reflect.Select(cases)
+		if chosen == 0 || chosen%2 == 0 {
+			return nil // the client left, or a stream's route was replaced
+		}
+		subs[of[(chosen-1)/2]].wake = nil
 	}
 }
 
-// write writes the refused events, then the batches of the streams, until ctx ends, a
-// write fails or a stream ends.
-func (c *muxConn) write(ctx context.Context, w http.ResponseWriter, refused [][]byte, out <-chan muxBatch) error {
-	rc := http.NewResponseController(w)
-	if err := writeFlush(w, rc, bytes.Join(refused, nil)); err != nil {
-		return nil
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case b := <-out:
-			if b.frames == nil {
-				return nil // a stream ended: the client resumes them all
-			}
-			c.buf = c.buf[:0]
-			for _, f := range b.frames {
-				c.buf = c.rewrite(c.buf, b.i, f)
-			}
-			if err := writeFlush(w, rc, c.buf); err != nil {
-				return nil
-			}
+// collect reads the streams that may have frames into c.buf, rewritten, and reports
+// whether one had frames, and may have more at once.
+func (c *muxConn) collect(ctx context.Context, subs []*muxSub) (bool, error) {
+	c.buf = c.buf[:0]
+	more := false
+	for i, s := range subs {
+		if s == nil || s.wake != nil {
+			continue
 		}
+		frames, wake, err := s.sub.Ready(ctx)
+		if err != nil {
+			return false, err
+		}
+		for _, f := range frames {
+			c.buf = c.rewrite(c.buf, i, f)
+		}
+		s.wake = wake
+		more = more || wake == nil
 	}
+	return more, nil
+}
+
+func recvCase(ch <-chan struct{}) reflect.SelectCase {
+	return reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)}
 }
 
 // muxWriteTimeout bounds a write to a mux client: one that takes no bytes for that long,
