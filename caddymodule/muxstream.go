@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,25 +56,44 @@ func (m *Mux) serve(w http.ResponseWriter, r *http.Request) error {
 	if err := m.checkNames(names); err != nil {
 		return caddyhttp.Error(http.StatusBadRequest, err)
 	}
-	setStreamHeaders(w.Header())
 	if r.Method == http.MethodHead {
+		setStreamHeaders(w.Header())
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
 	c := &muxConn{names: names, versions: splitComposite(lastEventID(r), len(names))}
 	subs := make([]*muxSub, len(names))
 	var refused [][]byte
+	served, code, why := false, 0, error(nil)
 	for i, name := range names {
-		sub, code, err := m.subscribe(r, name, c.versions[i])
+		sub, h, status, err := m.subscribe(r, name, c.versions[i])
 		if err != nil {
-			refused = append(refused, refusedFrame(name, code, err))
+			refused = append(refused, refusedFrame(name, status, err))
+			if code == 0 {
+				code, why = status, fmt.Errorf("stream %s: %w", name, err)
+			}
 			continue
 		}
 		defer sub.Close()
-		subs[i] = &muxSub{sub: sub, ended: namedHandler(name).streams.Done()}
+		subs[i] = &muxSub{sub: sub, ended: h.streams.Done()}
+		served = true
 	}
+	if !served {
+		return refuseMux(w, code, why)
+	}
+	setStreamHeaders(w.Header())
 	w.WriteHeader(http.StatusOK)
 	return c.run(r.Context(), w, subs, bytes.Join(refused, nil))
+}
+
+// refuseMux answers a client none of whose streams is served with the status of the
+// first refusal, so that its EventSource gives up or backs off rather than reconnecting
+// at once to an idle stream; a 503 or 429 says when to come back.
+func refuseMux(w http.ResponseWriter, code int, err error) error {
+	if code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", strconv.Itoa(int(hub.DefaultRetry/time.Second)))
+	}
+	return caddyhttp.Error(code, err)
 }
 
 // muxSub is one stream of a mux connection.
@@ -103,27 +123,27 @@ func (m *Mux) checkNames(names []string) error {
 // subscribe subscribes the client to the stream name, holding version held, as the
 // route's own stream would. A stream it cannot serve gets the status the route would
 // answer.
-func (m *Mux) subscribe(r *http.Request, name, held string) (*hub.Subscription, int, error) {
+func (m *Mux) subscribe(r *http.Request, name, held string) (*hub.Subscription, *Handler, int, error) {
 	h := namedHandler(name)
 	if !m.allowed[name] || h == nil {
-		return nil, http.StatusNotFound, errors.New("no such stream")
+		return nil, nil, http.StatusNotFound, errors.New("no such stream")
 	}
 	lp, err := h.loopFor(r)
 	if err != nil {
-		return nil, http.StatusBadRequest, err
+		return nil, nil, http.StatusBadRequest, err
 	}
 	format, err := h.requestFormat(r)
 	if err != nil {
-		return nil, http.StatusBadRequest, err
+		return nil, nil, http.StatusBadRequest, err
 	}
 	sub, err := h.hub.Subscribe(lp.key, lp.newSource, held, format)
 	switch {
 	case err == nil:
-		return sub, 0, nil
+		return sub, h, 0, nil
 	case errors.Is(err, hub.ErrNoSource):
-		return nil, http.StatusTooManyRequests, err
+		return nil, nil, http.StatusTooManyRequests, err
 	default:
-		return nil, http.StatusServiceUnavailable, err
+		return nil, nil, http.StatusServiceUnavailable, err
 	}
 }
 

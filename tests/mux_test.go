@@ -233,7 +233,8 @@ func TestMuxConverges(t *testing.T) {
 
 // TestMuxStreamFailing: one route's upstream failing is told on its stream alone; the
 // other nine go on converging on the same connection, and an unknown stream is refused
-// without ending the others.
+// without ending the others. A client none of whose streams is served gets the status
+// of the first refusal.
 func TestMuxStreamFailing(t *testing.T) {
 	t.Parallel()
 	s := startMuxSite(t)
@@ -260,6 +261,14 @@ func TestMuxStreamFailing(t *testing.T) {
 	var refused struct {
 		Stream string `json:"stream"`
 		Status int    `json:"status"`
+	}
+	resp, err := http.Get(s.caddy.url("/mux?stream=nope&stream=s1&format=bogus"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("no stream served: status %d, want the first refusal's, 404", resp.StatusCode)
 	}
 	if len(events["refused"]) != 1 || json.Unmarshal([]byte(events["refused"][0]), &refused) != nil || refused.Stream != "nope" || refused.Status != http.StatusNotFound {
 		t.Errorf("refused events %v, want one for nope with 404", events["refused"])
