@@ -247,3 +247,28 @@ func longPollRaw(t *testing.T, url, etag, accept, prefer string) rawAnswer {
 	body, _ := io.ReadAll(resp.Body)
 	return rawAnswer{Response: resp, body: []byte(strings.TrimSpace(string(body))), took: time.Since(start)}
 }
+
+// TestLongPollCountsWhileHeld: on a route whose max_subscribers is taken by a stream, a
+// held long-poll is refused with 503 and Retry-After, while a JSON GET answered at once
+// is still served from the cache.
+func TestLongPollCountsWhileHeld(t *testing.T) {
+	t.Parallel()
+	u := newUpstream(t, rowsDocument(0))
+	caddy := startCaddy(t, pollSSE(u.url(), "interval 100ms", "max_subscribers 1"))
+	c := dialSSE(t, caddy.url(""))
+	c.waitFor(u.document(), 5*time.Second)
+	first := longPollRaw(t, caddy.url(""), `"none"`, "application/json", "")
+	if first.StatusCode != http.StatusOK {
+		t.Fatalf("JSON GET on a full route: %d, want 200 from the cache", first.StatusCode)
+	}
+	held := longPollRaw(t, caddy.url(""), first.Header.Get("ETag"), "application/json", "wait=5")
+	if held.StatusCode != http.StatusServiceUnavailable || held.Header.Get("Retry-After") == "" {
+		t.Fatalf("long-poll on a full route: %d %v, want 503 with Retry-After", held.StatusCode, held.Header)
+	}
+	c.close()
+	time.Sleep(200 * time.Millisecond)
+	held = longPollRaw(t, caddy.url(""), first.Header.Get("ETag"), "application/json", "wait=1")
+	if held.StatusCode != http.StatusNotModified {
+		t.Fatalf("long-poll once the stream left: %d, want 304", held.StatusCode)
+	}
+}
