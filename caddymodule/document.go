@@ -35,9 +35,13 @@ func wantsJSON(accept []string) bool {
 }
 
 // serveDocument answers a plain poller with the loop's latest document, from the cache,
-// starting the loop if none runs. The ETag is the version id. A wait for the first poll
-// ends at once when the process exits, as streams do.
+// starting the loop if none runs; a long-poller goes to serveLongPoll. The ETag is the
+// version id. A wait for the first poll ends at once when the process exits, as streams
+// do.
 func (h *Handler) serveDocument(w http.ResponseWriter, r *http.Request, lp loop) error {
+	if req, ok := longPollOf(r); ok {
+		return h.serveLongPoll(w, r, lp, req)
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(h.Timeout)+time.Second)
 	defer cancel()
 	defer context.AfterFunc(h.streams, cancel)()

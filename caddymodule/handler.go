@@ -210,6 +210,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.live = newLiveStreams()
 	h.servers = new(sync.Map)
 	h.watchServer(ctx)
+	h.register()
 	return nil
 }
 
@@ -261,6 +262,7 @@ func (h *Handler) Validate() error {
 // Streams the hub keeps serving stay open; those written through the ResponseWriter are
 // drained, unless the process exits, which ends them at once.
 func (h *Handler) Cleanup() error {
+	h.unregister()
 	if h.endStreams != nil {
 		if caddy.Exiting() {
 			h.endStreams()

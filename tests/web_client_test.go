@@ -12,15 +12,17 @@ import (
 )
 
 // The browser client, web/poll-sse.js, is tested with Node's test runner (tests/web/)
-// and must stay small once minified.
+// and must stay small once minified, as must each of its optional parts,
+// web/poll-sse-*.js, each measured on its own as the separate import it is.
 
 const (
 	webClientMaxMinified = 3072 // bytes
+	webPartMaxMinified   = 1536 // bytes, each optional part
 	nodeTestTimeout      = 2 * time.Minute
 )
 
 // webClientTests are the test files of tests/web, relative to the repository root.
-var webClientTests = []string{"tests/web/patch.test.mjs", "tests/web/client.test.mjs"}
+var webClientTests = []string{"tests/web/patch.test.mjs", "tests/web/client.test.mjs", "tests/web/transports.test.mjs", "tests/web/mux.test.mjs"}
 
 func TestWebClientUnit(t *testing.T) {
 	t.Parallel()
@@ -40,14 +42,28 @@ func TestWebClientSize(t *testing.T) {
 	if _, err := os.Stat(filepath.Join("..", esbuild)); err != nil {
 		t.Fatal("node_modules/.bin/esbuild is missing: run tests/setup.sh")
 	}
-	out, err := runInRepo(t, time.Minute, esbuild, "web/poll-sse.js", "--minify", "--format=esm", "--log-level=warning")
+	parts, err := filepath.Glob(filepath.Join("..", "web", "poll-sse-*.js"))
+	if err != nil || len(parts) == 0 {
+		t.Fatalf("no optional parts in web/: %v", err)
+	}
+	checkMinified(t, esbuild, "web/poll-sse.js", webClientMaxMinified)
+	for _, p := range parts {
+		checkMinified(t, esbuild, "web/"+filepath.Base(p), webPartMaxMinified)
+	}
+}
+
+// checkMinified checks that file, minified alone (its imports left as imports), is at
+// most limit bytes.
+func checkMinified(t *testing.T, esbuild, file string, limit int) {
+	t.Helper()
+	out, err := runInRepo(t, time.Minute, esbuild, file, "--minify", "--format=esm", "--log-level=warning")
 	if err != nil {
 		t.Fatalf("esbuild: %v\n%s", err, truncate(out, 4000))
 	}
-	if len(out) > webClientMaxMinified {
-		t.Errorf("web/poll-sse.js is %d bytes minified, over %d", len(out), webClientMaxMinified)
+	if len(out) > limit {
+		t.Errorf("%s is %d bytes minified, over %d", file, len(out), limit)
 	}
-	t.Logf("web/poll-sse.js minified: %d bytes (limit %d)", len(out), webClientMaxMinified)
+	t.Logf("%s minified: %d bytes (limit %d)", file, len(out), limit)
 }
 
 // requireNodeBinary fails the test when node is not installed.

@@ -32,8 +32,10 @@ export type UpstreamStatus =
 
 export interface Status {
   /** connecting: opening or reconnecting; open: receiving; closed: refused (a retry is
-   * scheduled) or close() was called */
-  connection: 'connecting' | 'open' | 'closed';
+   * scheduled) or close() was called; unauthorized: a transport that sends headers was
+   * answered 401 or 403, and does not retry: open anew with other headers; refused: a
+   * poll_sse_mux did not serve this stream, and it is not retried */
+  connection: 'connecting' | 'open' | 'closed' | 'unauthorized' | 'refused';
   upstream: UpstreamStatus;
 }
 
@@ -51,9 +53,21 @@ export interface Options {
   format?: Format;
   /** passed to EventSource: send cookies and HTTP authentication cross-origin */
   withCredentials?: boolean;
-  /** the EventSource constructor to use: a polyfill, or a fake in tests */
-  EventSource?: new (url: string, init?: EventSourceInit) => EventSource;
+  /** the EventSource constructor to use: a polyfill, a fake in tests, or a transport of
+   * an optional part (FetchEventSource, AutoEventSource, SharedEventSource). It is
+   * called with the absolute URL, these options and the live document. */
+  EventSource?: Transport;
 }
+
+/** What the client needs of an EventSource: its events `open`, `error`, `snapshot`,
+ * `patch` and `upstream`, with `data` and `lastEventId`, and its readyState. An `error`
+ * event at readyState 2 may carry `connection`, a state the client then reports instead
+ * of retrying, such as `unauthorized`. */
+export type Transport = new (url: string, options: Options, live: LiveDocument<any>) => {
+  readonly readyState: number;
+  addEventListener(type: string, fn: (e: { data?: string; lastEventId?: string; connection?: string }) => void): void;
+  close(): void;
+};
 
 export type ChangeListener<T> = (document: T, patch: JSONPatch | MergePatch | null, info: ChangeInfo) => void;
 export type StatusListener = (status: Status) => void;

@@ -15,7 +15,7 @@ const put = (o, k, v) =>
 
 // parse splits an RFC 6901 JSON Pointer into its unescaped reference tokens.
 function parse(p) {
-  if (p !== '' && p[0] !== '/') fail();
+  if (p != '' && p[0] != '/') fail(); // p is a string, or p.split throws
   return p
     .split('/')
     .slice(1)
@@ -40,7 +40,7 @@ function equal(a, b) {
   if (a === b) return true;
   if (!isObj(a) || !isObj(b) || isArr(a) != isArr(b)) return false;
   const k = Object.keys(a);
-  return k.length === Object.keys(b).length && k.every((x) => has(b, x) && equal(a[x], b[x]));
+  return k.length == Object.keys(b).length && k.every((x) => has(b, x) && equal(a[x], b[x]));
 }
 
 // applyPatch returns doc with the RFC 6902 patch ops applied, or throws. doc is never
@@ -121,8 +121,10 @@ export function pollSSE(url, options = {}) {
       }
     });
 
-  const report = (connection = live.status.connection, upstream = live.status.upstream) => {
+  // report tells of a new status; a connection of 0 keeps the connection's.
+  const report = (connection, upstream = live.status.upstream) => {
     const was = live.status;
+    connection ||= was.connection;
     if (connection != was.connection || upstream != was.upstream) emit('status', (live.status = { connection, upstream }));
   };
 
@@ -143,20 +145,21 @@ export function pollSSE(url, options = {}) {
     const format = options.format || q.get('format') || 'json_patch';
     q.set('format', format);
     last ? q.set('last_event_id', last) : q.delete('last_event_id');
-    const src = (es = new ES(u.href, options));
+    const src = (es = new ES(u.href, options, live));
     const on = (name, fn) => src.addEventListener(name, (e) => src == es && fn(e));
     report('connecting');
     on('open', () => {
       delay = 500;
       report('open');
       // a new stream reports a failing upstream at once and says nothing when it is fine
-      if (!live.status.upstream.ok) timer = setTimeout(() => report(undefined, ok), 1000);
+      if (!live.status.upstream.ok) timer = setTimeout(() => report(0, ok), 1000);
     });
-    on('error', () => {
+    on('error', (e) => {
       if (src.readyState != 2) return report('connecting');
-      report('closed');
+      // a transport may end in a state of its own, such as unauthorized: not retried
+      report(e.connection || 'closed');
       es = null;
-      timer = setTimeout(() => connect(live.version), (delay = Math.min(delay * 2, 30000)));
+      e.connection || (timer = setTimeout(() => connect(live.version), (delay = Math.min(delay * 2, 30000))));
     });
     const onData = (type) =>
       on(type, (e) => {
@@ -185,13 +188,13 @@ export function pollSSE(url, options = {}) {
     on('upstream', (e) => {
       clearTimeout(timer);
       try {
-        report(undefined, JSON.parse(e.data));
+        report(0, JSON.parse(e.data));
       } catch {}
     });
   };
 
   const live = {
-    document: undefined,
+    // document: undefined until the first snapshot
     version: null,
     status: { connection: 'connecting', upstream: ok },
     on(name, fn) {

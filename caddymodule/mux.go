@@ -1,0 +1,217 @@
+package caddymodule
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/pollsse/caddy-poll-sse/hub"
+)
+
+func init() {
+	caddy.RegisterModule(Mux{})
+	httpcaddyfile.RegisterHandlerDirective("poll_sse_mux", parseMuxCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("poll_sse_mux", httpcaddyfile.Before, "reverse_proxy")
+}
+
+// Mux carries several poll_sse routes, chosen by their name, on one event stream:
+// clients ask for `?stream=<name>&stream=<name>…`. Each event is named
+// `<name>.snapshot`, `<name>.patch` or `<name>.upstream`, with the data the route's own
+// stream would send; its id holds the version of every stream asked for (see
+// compositeID), so a client that reconnects with it gets, for each stream, one patch, a
+// snapshot or nothing. A stream that cannot be served is named in a `refused` event, and
+// the others go on.
+type Mux struct {
+	// Streams names the poll_sse routes, by their `name`, that clients may ask for. A
+	// name is made of letters, digits, `_` and `-`, and names one route of the config.
+	Streams []string `json:"streams,omitempty"`
+
+	allowed map[string]bool
+	live    *liveStreams    // the streams of the mux's connections, drained with its server
+	stop    context.Context // canceled when the process exits: every connection ends
+	end     context.CancelFunc
+}
+
+// CaddyModule returns the Caddy module information.
+func (Mux) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.poll_sse_mux",
+		New: func() caddy.Module { return new(Mux) },
+	}
+}
+
+// muxName is what a stream name of a mux may hold: it becomes part of event names.
+var muxName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// Provision indexes the streams allowed, and makes the mux's connections end with the
+// server that carries them (see serverRetiring).
+func (m *Mux) Provision(ctx caddy.Context) error {
+	m.allowed = make(map[string]bool, len(m.Streams))
+	for _, s := range m.Streams {
+		m.allowed[s] = true
+	}
+	m.live = newLiveStreams()
+	m.stop, m.end = context.WithCancel(context.Background())
+	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
+		srv.RegisterOnShutdown(m.serverRetiring)
+	}
+	return nil
+}
+
+// serverRetiring is run as the mux's server begins to shut down. A mux connection is
+// written through the ResponseWriter, so it cannot outlive its server (see drain.go): on a
+// reload its streams are drained over the default drain window, each connection ending
+// when its first stream does, and its client resumes every stream on the new server. An
+// exit, then or during the drain, ends every connection at once.
+func (m *Mux) serverRetiring() {
+	if caddy.Exiting() {
+		m.end()
+		return
+	}
+	if hub.Drain(m.live.retire(), defaultDrain) > 0 {
+		go m.endOnExit(defaultDrain)
+	}
+}
+
+// endOnExit ends every connection at once if the process exits within window.
+func (m *Mux) endOnExit(window time.Duration) {
+	tick := time.NewTicker(exitPoll)
+	defer tick.Stop()
+	until := time.After(window)
+	for {
+		select {
+		case <-tick.C:
+			if caddy.Exiting() {
+				m.end()
+				return
+			}
+		case <-until:
+			return
+		}
+	}
+}
+
+// track records the streams of a connection for a drain, and drains them at once when
+// the server is retired already; the returned function forgets them.
+func (m *Mux) track(subs []*muxSub) func() {
+	var all []*hub.Subscription
+	for _, s := range subs {
+		if s != nil {
+			all = append(all, s.sub)
+		}
+	}
+	retired := false
+	for _, s := range all {
+		retired = m.live.add(s) || retired
+	}
+	if retired {
+		hub.Drain(all, defaultDrain)
+	}
+	return func() {
+		for _, s := range all {
+			m.live.remove(s)
+		}
+	}
+}
+
+// Validate checks the stream names.
+func (m *Mux) Validate() error {
+	if len(m.Streams) == 0 {
+		return fmt.Errorf("poll_sse_mux: no streams")
+	}
+	if len(m.Streams) > maxMuxStreams {
+		return fmt.Errorf("poll_sse_mux: %d streams, over %d", len(m.Streams), maxMuxStreams)
+	}
+	for _, s := range m.Streams {
+		if !muxName.MatchString(s) {
+			return fmt.Errorf("poll_sse_mux: stream name %q: want 1 to 64 letters, digits, '_' or '-'", s)
+		}
+	}
+	return nil
+}
+
+// maxMuxStreams bounds the streams of one mux, and so the work and the id length of one
+// connection.
+const maxMuxStreams = 64
+
+// ServeHTTP opens the multiplexed stream. Other methods than GET and HEAD get 405.
+func (m *Mux) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		return caddyhttp.Error(http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed", r.Method))
+	}
+	return m.serve(w, r)
+}
+
+// UnmarshalCaddyfile sets up the mux from Caddyfile tokens. Syntax:
+//
+//	poll_sse_mux [<matcher>] {
+//		streams <name...>
+//	}
+func (m *Mux) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // the directive
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "streams":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			m.Streams = append(m.Streams, args...)
+		default:
+			return d.Errf("unknown subdirective %q", d.Val())
+		}
+	}
+	return nil
+}
+
+func parseMuxCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Mux)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// named holds the provisioned poll_sse handlers by name, for the muxes: the last one
+// provisioned under a name is the one a mux serves, so a reload hands muxes the new
+// config's routes.
+var named sync.Map // string → *Handler
+
+// register makes h the handler a mux serves under its name.
+func (h *Handler) register() {
+	if h.Name != "" {
+		named.Store(h.Name, h)
+	}
+}
+
+// unregister forgets h, unless another handler took its name since.
+func (h *Handler) unregister() {
+	if h.Name != "" {
+		named.CompareAndDelete(h.Name, h)
+	}
+}
+
+// namedHandler returns the handler a mux serves under name.
+func namedHandler(name string) *Handler {
+	v, _ := named.Load(name)
+	h, _ := v.(*Handler)
+	return h
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Mux)(nil)
+	_ caddy.Validator             = (*Mux)(nil)
+	_ caddyfile.Unmarshaler       = (*Mux)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Mux)(nil)
+)

@@ -1,0 +1,274 @@
+package caddymodule
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/pollsse/caddy-poll-sse/hub"
+	"github.com/pollsse/caddy-poll-sse/sse"
+)
+
+// A composite id is the version of each stream asked for, in the order of the stream
+// parameters, joined by '.': version ids never hold one. A stream with no version yet
+// has an empty part. It is made of the characters of a version id, so it is as safe in
+// Last-Event-ID, but it is as long as the versions it holds: 23 bytes a stream.
+const compositeSep = "."
+
+// splitComposite returns the version each of n streams holds according to id; "" for a
+// stream whose part is not a version, and for every stream when id does not have n parts.
+func splitComposite(id string, n int) []string {
+	held := make([]string, n)
+	parts := strings.Split(id, compositeSep)
+	if len(parts) != n {
+		return held
+	}
+	for i, p := range parts {
+		held[i], _ = sse.ParseLastEventID(p)
+	}
+	return held
+}
+
+// muxConn is one client's multiplexed stream: the versions it holds, and the frames of
+// its streams rewritten as mux events. The connection's writer owns it.
+type muxConn struct {
+	names    []string
+	versions []string
+	retried  bool // a retry field was sent
+	buf      []byte
+}
+
+// serve subscribes the client to each stream it asks for, and writes their events until
+// the client leaves, the server stops, or one of its streams ends: the client then
+// resumes every stream, each with a patch or nothing.
+func (m *Mux) serve(w http.ResponseWriter, r *http.Request) error {
+	names := r.URL.Query()["stream"]
+	if err := m.checkNames(names); err != nil {
+		return caddyhttp.Error(http.StatusBadRequest, err)
+	}
+	if r.Method == http.MethodHead {
+		setStreamHeaders(w.Header())
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	c := &muxConn{names: names, versions: splitComposite(lastEventID(r), len(names))}
+	subs := make([]*muxSub, len(names))
+	var refused [][]byte
+	served, code, why := false, 0, error(nil)
+	for i, name := range names {
+		sub, h, status, err := m.subscribe(r, name, c.versions[i])
+		if err != nil {
+			refused = append(refused, refusedFrame(name, status, err))
+			if code == 0 {
+				code, why = status, fmt.Errorf("stream %s: %w", name, err)
+			}
+			continue
+		}
+		defer sub.Close()
+		subs[i] = &muxSub{sub: sub, ended: h.streams.Done()}
+		served = true
+	}
+	if !served {
+		return refuseMux(w, code, why)
+	}
+	defer m.track(subs)()
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(m.stop, cancel)()
+	setStreamHeaders(w.Header())
+	w.WriteHeader(http.StatusOK)
+	return c.run(ctx, w, subs, bytes.Join(refused, nil))
+}
+
+// refuseMux answers a client none of whose streams is served with the status of the
+// first refusal, so that its EventSource gives up or backs off rather than reconnecting
+// at once to an idle stream; a 503 or 429 says when to come back.
+func refuseMux(w http.ResponseWriter, code int, err error) error {
+	if code == http.StatusServiceUnavailable || code == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", strconv.Itoa(int(hub.DefaultRetry/time.Second)))
+	}
+	return caddyhttp.Error(code, err)
+}
+
+// muxSub is one stream of a mux connection.
+type muxSub struct {
+	sub   *hub.Subscription
+	wake  <-chan struct{} // closed when the stream may have frames; nil: read it now
+	ended <-chan struct{} // closed when its route's handler is cleaned up
+}
+
+// checkNames checks the streams a client asks for: at least one, none twice, and no
+// more than a mux may carry; those it does not carry are refused one by one.
+func (m *Mux) checkNames(names []string) error {
+	switch {
+	case len(names) == 0:
+		return errors.New("no stream asked for: add ?stream=<name>")
+	case len(names) > maxMuxStreams:
+		return fmt.Errorf("%d streams asked for, over %d", len(names), maxMuxStreams)
+	}
+	for i, n := range names {
+		if slices.Contains(names[:i], n) {
+			return fmt.Errorf("stream %q asked for twice", n)
+		}
+	}
+	return nil
+}
+
+// subscribe subscribes the client to the stream name, holding version held, as the
+// route's own stream would. A stream it cannot serve gets the status the route would
+// answer.
+func (m *Mux) subscribe(r *http.Request, name, held string) (*hub.Subscription, *Handler, int, error) {
+	h := namedHandler(name)
+	if !m.allowed[name] || h == nil {
+		return nil, nil, http.StatusNotFound, errors.New("no such stream")
+	}
+	lp, err := h.loopFor(r)
+	if err != nil {
+		return nil, nil, http.StatusBadRequest, err
+	}
+	format, err := h.requestFormat(r)
+	if err != nil {
+		return nil, nil, http.StatusBadRequest, err
+	}
+	sub, err := h.hub.Subscribe(lp.key, lp.newSource, held, format)
+	switch {
+	case err == nil:
+		return sub, h, 0, nil
+	case errors.Is(err, hub.ErrNoSource):
+		return nil, nil, http.StatusTooManyRequests, err
+	default:
+		return nil, nil, http.StatusServiceUnavailable, err
+	}
+}
+
+// refusedFrame is the `refused` event naming a stream that is not served.
+func refusedFrame(name string, code int, err error) []byte {
+	data, _ := json.Marshal(struct {
+		Stream string `json:"stream"`
+		Status int    `json:"status"`
+		Error  string `json:"error"`
+	}{name, code, err.Error()})
+	ev, _ := sse.NewEvent(sse.MustName("refused"), sse.ID{}, data)
+	return ev.Encode()
+}
+
+// run writes the refused events, then the frames of the streams as they come, from
+// this one goroutine, until ctx ends, a write fails or a stream ends: the client then
+// resumes them all. A connection costs one goroutine however many streams it carries.
+func (c *muxConn) run(ctx context.Context, w http.ResponseWriter, subs []*muxSub, refused []byte) error {
+	rc := http.NewResponseController(w)
+	if err := writeFlush(w, rc, refused); err != nil {
+		return nil
+	}
+	var cases []reflect.SelectCase
+	var of []int // the stream of each triple of cases after the first
+	for {
+		more, err := c.collect(ctx, subs)
+		if err != nil {
+			return nil
+		}
+		if err := writeFlush(w, rc, c.buf); err != nil {
+			return nil
+		}
+		if more {
+			continue
+		}
+		cases, of = cases[:0], of[:0]
+		cases = append(cases, recvCase(ctx.Done()))
+		for i, s := range subs {
+			if s != nil {
+				cases = append(cases, recvCase(s.wake), recvCase(s.ended), recvCase(s.sub.Drained()))
+				of = append(of, i)
+			}
+		}
+		chosen, _, _ := reflect.Select(cases)
+		if chosen == 0 || (chosen-1)%3 != 0 {
+			return nil // the client left, a stream's route was replaced, or it was drained
+		}
+		subs[of[(chosen-1)/3]].wake = nil
+	}
+}
+
+// collect reads the streams that may have frames into c.buf, rewritten, and reports
+// whether one had frames, and may have more at once.
+func (c *muxConn) collect(ctx context.Context, subs []*muxSub) (bool, error) {
+	c.buf = c.buf[:0]
+	more := false
+	for i, s := range subs {
+		if s == nil || s.wake != nil {
+			continue
+		}
+		frames, wake, err := s.sub.Ready(ctx)
+		if err != nil {
+			return false, err
+		}
+		for _, f := range frames {
+			c.buf = c.rewrite(c.buf, i, f)
+		}
+		s.wake = wake
+		more = more || wake == nil
+	}
+	return more, nil
+}
+
+func recvCase(ch <-chan struct{}) reflect.SelectCase {
+	return reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)}
+}
+
+// muxWriteTimeout bounds a write to a mux client: one that takes no bytes for that long,
+// two default heartbeats, is disconnected, and resumes.
+const muxWriteTimeout = 2 * hub.DefaultHeartbeat
+
+// writeFlush writes p, if any, and flushes it, within muxWriteTimeout.
+func writeFlush(w http.ResponseWriter, rc *http.ResponseController, p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if err := rc.SetWriteDeadline(time.Now().Add(muxWriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	if _, err := w.Write(p); err != nil {
+		return err
+	}
+	return rc.Flush()
+}
+
+// rewrite appends frame f of stream i as the mux sends it: its event named
+// `<stream>.<event>`, its id the composite of the versions held once it is applied. A
+// retry field goes once a connection; comments go as they are.
+func (c *muxConn) rewrite(dst []byte, i int, f []byte) []byte {
+	start := len(dst)
+	for line := range bytes.Lines(f) {
+		switch {
+		case bytes.HasPrefix(line, []byte("event: ")):
+			dst = append(dst, "event: "...)
+			dst = append(dst, c.names[i]...)
+			dst = append(dst, '.')
+			dst = append(dst, line[len("event: "):]...)
+		case bytes.HasPrefix(line, []byte("id: ")):
+			c.versions[i] = string(bytes.TrimSuffix(line[len("id: "):], []byte("\n")))
+			dst = append(dst, "id: "...)
+			dst = append(dst, strings.Join(c.versions, compositeSep)...)
+			dst = append(dst, '\n')
+		case bytes.HasPrefix(line, []byte("retry: ")):
+			if c.retried {
+				return dst[:start]
+			}
+			c.retried = true
+			dst = append(dst, line...)
+		default:
+			dst = append(dst, line...)
+		}
+	}
+	return dst
+}
