@@ -179,6 +179,10 @@ func (c *caddyProc) admin(method, path, contentType string, body []byte, header 
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	// Caddy replaces its admin server at every config load, closing the idle connections
+	// of the one before: a POST sent on one of those as it closes fails with EOF, and is
+	// not retried. One connection a request avoids that race.
+	req.Close = true
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, "", err
