@@ -25,6 +25,7 @@ var hubs = caddy.NewUsagePool()
 // pooledHub is a route's hub in the pool, with what the admin API tells of it.
 type pooledHub struct {
 	*hub.Hub
+	views   *hub.Hub // the route's views, fed by the loops of Hub
 	route   string
 	forward []string
 	metrics *routeMetrics
@@ -35,6 +36,7 @@ type pooledHub struct {
 }
 
 func (p pooledHub) Destruct() error {
+	p.views.Close()
 	p.Close()
 	if p.redis != nil {
 		return p.redis.Client.Close()
@@ -59,7 +61,7 @@ func (h *Handler) provisionHub(ctx caddy.Context) error {
 		if history <= 0 {
 			history = hub.DefaultHistory
 		}
-		return pooledHub{Hub: hub.New(hub.Config{
+		cfg := hub.Config{
 			History:      h.History,
 			HistoryBytes: h.HistorySize,
 			Heartbeat:    time.Duration(h.Heartbeat),
@@ -70,14 +72,19 @@ func (h *Handler) provisionHub(ctx caddy.Context) error {
 			Describe:     func(string) []zap.Field { return describeLoop(route, upstream) },
 			Observer:     m,
 			Stopped:      clients.stopped,
-		}), route: route, forward: h.Forward, metrics: m, redis: h.Store.redisStore(history), clients: clients, upstream: upstream}, nil
+		}
+		return pooledHub{Hub: hub.New(cfg), views: newViewHub(cfg), route: route, forward: h.Forward, metrics: m, redis: h.Store.redisStore(history), clients: clients, upstream: upstream}, nil
 	})
 	if err != nil {
 		return err
 	}
 	p := val.(pooledHub)
-	h.hubKey, h.metrics, h.redis, h.clients = key, p.metrics, p.redis, p.clients
-	return h.provisionLimits(ctx.Context, p.Hub, key)
+	h.hubKey, h.metrics, h.redis, h.clients, h.loops = key, p.metrics, p.redis, p.clients, p.Hub
+	served := p.Hub
+	if h.viewsOn() {
+		served = p.views
+	}
+	return h.provisionLimits(ctx.Context, served, key)
 }
 
 // routeName returns the route's label: its name, or the upstream's scheme and host.

@@ -79,6 +79,7 @@ type Topic struct {
 	status  Status
 	stFrame []byte // the frame announcing status
 	hist    history
+	views   viewSet // the view topics this topic feeds
 
 	shardsOnce sync.Once
 	shards     []*shard // the streams handed over with Serve, one shard per writer
@@ -113,7 +114,10 @@ func newTopic(h *Hub, key string) *Topic {
 // Publish adds a new version. Only the topic's source calls it; once the topic has
 // stopped it does nothing, as do Fail and Recover, so that a poll ending as the topic
 // stops is dropped rather than sent to nobody.
-func (t *Topic) Publish(ch diff.Change) { t.commit(t.encode(ch)) }
+func (t *Topic) Publish(ch diff.Change) {
+	t.commit(t.encode(ch))
+	t.views.publish(ch.Version)
+}
 
 // encode encodes ch, outside the lock, in the formats that have subscribers, and finds
 // where it touched the document, for the merge patches of later catch-ups.
@@ -193,6 +197,11 @@ func distinctSize(data [][]byte) int {
 // Fail records a failed poll. Clients hear of it when the failure is new or its status or
 // reason changed; the current document stays.
 func (t *Topic) Fail(code int, reason string) {
+	t.fail(code, reason)
+	t.views.fail(code, reason)
+}
+
+func (t *Topic) fail(code int, reason string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := t.status
@@ -211,6 +220,11 @@ func (t *Topic) Fail(code int, reason string) {
 
 // Recover records a successful poll; clients hear of it when the upstream was failing.
 func (t *Topic) Recover() {
+	t.recover()
+	t.views.recover()
+}
+
+func (t *Topic) recover() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.stopped || t.status.OK {
@@ -317,10 +331,17 @@ func (t *Topic) idleSince(joins uint64) bool {
 }
 
 func (t *Topic) stop() {
+	if t.halt() {
+		t.views.close()
+	}
+}
+
+// halt marks t stopped and reports whether it was running.
+func (t *Topic) halt() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.stopped {
-		return
+		return false
 	}
 	t.stopped = true
 	t.cancel()
@@ -333,6 +354,7 @@ func (t *Topic) stop() {
 	}
 	t.subsMu.Unlock()
 	close(t.wake)
+	return true
 }
 
 func (t *Topic) subscribers() int {
