@@ -278,6 +278,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	if err != nil {
 		return caddyhttp.Error(http.StatusBadRequest, err)
 	}
+	r, release, err := h.withExpiry(r)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if status, denied := h.loops.Denied(lp.key); denied {
+		return caddyhttp.Error(status, errDenied)
+	}
 	if h.viewsOn() {
 		var releaseLoop func()
 		if lp, releaseLoop, err = h.viewFor(w, r, lp); err != nil {

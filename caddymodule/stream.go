@@ -90,7 +90,7 @@ func (h *Handler) pump(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		}
 		if hj != nil && hijacker(w, true) != nil {
 			if conn, _, err := hj.Hijack(); err == nil {
-				sub.Serve(h.streams, conn)
+				sub.Serve(h.handoverContext(r), conn)
 				return true
 			}
 		}

@@ -137,6 +137,9 @@ func (viewObserver) Loops(int)                  {}
 func (viewObserver) Poll(string, time.Duration) {}
 func (viewObserver) Diff(time.Duration)         {}
 
+// errDenied answers a request whose forwarded credentials the upstream refused.
+var errDenied = errors.New("the upstream refused these credentials")
+
 // errNoIdentity answers a request without the filter's value.
 var errNoIdentity = errors.New("filter: the request carries no identity")
 
