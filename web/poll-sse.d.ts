@@ -32,8 +32,10 @@ export type UpstreamStatus =
 
 export interface Status {
   /** connecting: opening or reconnecting; open: receiving; closed: refused (a retry is
-   * scheduled) or close() was called */
-  connection: 'connecting' | 'open' | 'closed';
+   * scheduled) or close() was called; unauthorized: refused after the upstream answered
+   * 401 or 403 to this client's credentials (see `forward`): no retry is scheduled until
+   * the page opens a new stream, e.g. after signing in again */
+  connection: 'connecting' | 'open' | 'closed' | 'unauthorized';
   upstream: UpstreamStatus;
 }
 

@@ -103,9 +103,13 @@ export function mergePatch(target, patch) {
 
 // pollSSE opens a stream and keeps its document; see poll-sse.d.ts.
 export function pollSSE(url, options = {}) {
-  const ES = options.EventSource || globalThis.EventSource;
+  const G = globalThis;
+  const ES = options.EventSource || G.EventSource;
   const listeners = {};
   const ok = { ok: true };
+  const connecting = 'connecting';
+  const lastID = 'last_event_id';
+  const jsonPatch = 'json_patch';
   let es, timer; // timer: the retry while closed, the upstream check while open
   let delay = 500; // half the next retry's delay
   let synced = false; // the current connection has told us which version we hold
@@ -121,8 +125,10 @@ export function pollSSE(url, options = {}) {
       }
     });
 
-  const report = (connection = live.status.connection, upstream = live.status.upstream) => {
+  const report = (connection, upstream) => {
     const was = live.status;
+    connection ||= was.connection;
+    upstream ||= was.upstream;
     if (connection != was.connection || upstream != was.upstream) emit('status', (live.status = { connection, upstream }));
   };
 
@@ -136,26 +142,29 @@ export function pollSSE(url, options = {}) {
   const connect = (last) => {
     stop();
     synced = !!last;
-    const u = new URL(url, globalThis.location);
+    const u = new URL(url, G.location);
     const q = u.searchParams;
     // The format is always asked for, so every patch is read as what it must be: the
     // route's own default cannot be known here.
-    const format = options.format || q.get('format') || 'json_patch';
+    const format = options.format || q.get('format') || jsonPatch;
     q.set('format', format);
-    last ? q.set('last_event_id', last) : q.delete('last_event_id');
+    last ? q.set(lastID, last) : q.delete(lastID);
     const src = (es = new ES(u.href, options));
     const on = (name, fn) => src.addEventListener(name, (e) => src == es && fn(e));
-    report('connecting');
+    report(connecting);
     on('open', () => {
       delay = 500;
       report('open');
       // a new stream reports a failing upstream at once and says nothing when it is fine
-      if (!live.status.upstream.ok) timer = setTimeout(() => report(undefined, ok), 1000);
+      if (!live.status.upstream.ok) timer = setTimeout(() => report(0, ok), 1000);
     });
     on('error', () => {
-      if (src.readyState != 2) return report('connecting');
-      report('closed');
+      if (src.readyState != 2) return report(connecting);
       es = null;
+      // refused after the upstream refused this client's credentials: no retry until the
+      // page opens a new stream, e.g. after signing in again
+      if (/^40[13]$/.test(live.status.upstream.status)) return report('unauthorized');
+      report('closed');
       timer = setTimeout(() => connect(live.version), (delay = Math.min(delay * 2, 30000)));
     });
     const onData = (type) =>
@@ -168,7 +177,7 @@ export function pollSSE(url, options = {}) {
             patch = doc;
             // a patch not of the format asked for is refused like one that does not apply:
             // an RFC 6902 array in json_patch, an RFC 7386 object in merge_patch
-            doc = (format == 'json_patch' ? applyPatch : format == 'merge_patch' && isMap(patch) ? mergePatch : fail)(
+            doc = (format == jsonPatch ? applyPatch : format == 'merge_patch' && isMap(patch) ? mergePatch : fail)(
               live.document,
               patch,
             );
@@ -185,15 +194,15 @@ export function pollSSE(url, options = {}) {
     on('upstream', (e) => {
       clearTimeout(timer);
       try {
-        report(undefined, JSON.parse(e.data));
+        report(0, JSON.parse(e.data));
       } catch {}
     });
   };
 
+  // live.document is undefined until the first snapshot
   const live = {
-    document: undefined,
     version: null,
-    status: { connection: 'connecting', upstream: ok },
+    status: { connection: connecting, upstream: ok },
     on(name, fn) {
       (listeners[name] ||= new Set()).add(fn);
       return live;
