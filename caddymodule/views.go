@@ -47,10 +47,23 @@ const (
 
 func init() {
 	subdirectives["client_select"] = func(h *Handler, d *caddyfile.Dispenser) error {
-		return parseFields(d, &h.ClientSelect)
+		return h.checkedAt(d, parseFields(d, &h.ClientSelect))
 	}
 	subdirectives["filter"] = (*Handler).parseFilter
-	subdirectives["expires"] = func(h *Handler, d *caddyfile.Dispenser) error { return parseString(d, &h.Expires) }
+	subdirectives["expires"] = func(h *Handler, d *caddyfile.Dispenser) error {
+		return h.checkedAt(d, parseString(d, &h.Expires))
+	}
+}
+
+// checkedAt returns err, or the error of checkViews at the current line.
+func (h *Handler) checkedAt(d *caddyfile.Dispenser, err error) error {
+	if err != nil {
+		return err
+	}
+	if err := h.checkViews(); err != nil {
+		return d.Errf("%v", err)
+	}
+	return nil
 }
 
 // parseFilter parses `filter <array-pointer> <member> <placeholder>`.
@@ -63,10 +76,7 @@ func (h *Handler) parseFilter(d *caddyfile.Dispenser) error {
 		return d.Err("filter: given twice")
 	}
 	h.Filter = &Filter{Array: args[0], Member: args[1], Value: args[2]}
-	if err := h.checkViews(); err != nil {
-		return d.Errf("%v", err)
-	}
-	return nil
+	return h.checkedAt(d, nil)
 }
 
 // viewsOn reports whether the route serves views: clients then never get the loop's

@@ -218,3 +218,53 @@ func TestViewPointersRefused(t *testing.T) {
 		t.Error("MatchPattern")
 	}
 }
+
+// TestViewComposesWithShape checks a view under the route's select, with ignored members
+// left out and array keys rebased: the view's version is that of a route selecting the
+// same part directly, and an insert into a keyed array inside the view is one operation.
+func TestViewComposesWithShape(t *testing.T) {
+	route := Options{
+		Select:    "/data",
+		Ignore:    []string{"/data/prices/*/ts"},
+		ArrayKeys: []ArrayKey{{Pointer: "/data/prices/*/trades", Member: "id"}},
+	}
+	tr, err := NewTracker(route)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewView(route, "/data/prices/ACME", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, err := NewTracker(Options{Select: "/data/prices/ACME", Ignore: route.Ignore[:1], ArrayKeys: route.ArrayKeys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows RowIndex
+	bodies := []string{
+		`{"data":{"prices":{"ACME":{"ts":1,"trades":[{"id":"a","q":1},{"id":"b","q":2}]},"OTHER":{"ts":1}}},"meta":1}`,
+		`{"data":{"prices":{"ACME":{"ts":2,"trades":[{"id":"c","q":3},{"id":"a","q":1},{"id":"b","q":2}]},"OTHER":{"ts":2}}},"meta":2}`,
+	}
+	for i, body := range bodies {
+		if _, _, err := tr.Update([]byte(body)); err != nil {
+			t.Fatal(err)
+		}
+		ch, changed, err := v.Update(tr.Current(), &rows)
+		if err != nil || !changed {
+			t.Fatalf("body %d: changed %v, %v", i, changed, err)
+		}
+		want, _, err := direct.Update([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ch.Version.ID != want.Version.ID || string(ch.Version.JSON) != string(want.Version.JSON) {
+			t.Fatalf("body %d: view %s %s, direct select %s %s", i, ch.Version.ID, ch.Version.JSON, want.Version.ID, want.Version.JSON)
+		}
+		if i == 1 && string(ch.Patch) != `[{"op":"add","path":"/trades/0","value":{"id":"c","q":3}}]` {
+			t.Errorf("insert into a keyed array: %s", ch.Patch)
+		}
+	}
+	if _, err := NewView(route, "/meta", nil); err == nil {
+		t.Error("a view outside select was allowed")
+	}
+}
