@@ -155,9 +155,10 @@ var keySalt = func() []byte {
 // settingsKey identifies a hub by everything that shapes its loops and streams, with
 // placeholders resolved: a credential rotated in its file or variable gives a new key at
 // the next reload, so the route gets new loops that send it. It is a keyed digest, so
-// credentials never appear in it. Format is left out: a hub serves every format, and each
-// client's is chosen per request; so are max_subscribers and max_connection_lifetime,
-// which belong to the route (see routeHub).
+// credentials never appear in it. A change to client_select, filter or expires gives a
+// new key too, so that no stream goes on under the views it was opened with. Format is
+// left out: a hub serves every format, and each client's is chosen per request; so are
+// max_subscribers and max_connection_lifetime, which belong to the route (see routeHub).
 func (h *Handler) settingsKey() (string, error) {
 	b, err := json.Marshal(struct {
 		Upstream                 string
@@ -175,8 +176,12 @@ func (h *Handler) settingsKey() (string, error) {
 		ArrayKeys                []ArrayKey
 		Name                     string
 		Store                    any
+		ClientSelect             []string
+		Filter                   *Filter
+		Expires                  string
 	}{h.Upstream, h.Interval, h.Timeout, h.poll.Header, h.History, h.HistorySize, h.Heartbeat, h.Retry, h.Linger,
-		h.Method, h.Body, h.Forward, h.MaxBody, h.MaxUpstreams, h.Select, h.Ignore, h.ArrayKeys, h.Name, h.Store.keyed()})
+		h.Method, h.Body, h.Forward, h.MaxBody, h.MaxUpstreams, h.Select, h.Ignore, h.ArrayKeys, h.Name, h.Store.keyed(),
+		h.ClientSelect, h.Filter, h.Expires})
 	if err != nil {
 		return "", fmt.Errorf("hashing settings: %w", err)
 	}

@@ -88,3 +88,32 @@ func TestParseExpiry(t *testing.T) {
 		}
 	}
 }
+
+// TestViewsSettingsKey checks that a route whose views change gets another hub, so that
+// a reload ends the streams opened under the old views.
+func TestViewsSettingsKey(t *testing.T) {
+	base := Handler{Upstream: "http://127.0.0.1/x", Filter: &Filter{Array: "/orders", Member: "owner", Value: "{http.auth.user.id}"}}
+	key := func(h Handler) string {
+		k, err := h.settingsKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	same := base
+	same.Filter = &Filter{Array: "/orders", Member: "owner", Value: "{http.auth.user.id}"}
+	if key(base) != key(same) {
+		t.Fatal("equal settings gave different keys")
+	}
+	for name, h := range map[string]Handler{
+		"filter member": {Upstream: base.Upstream, Filter: &Filter{Array: "/orders", Member: "customer", Value: "{http.auth.user.id}"}},
+		"filter value":  {Upstream: base.Upstream, Filter: &Filter{Array: "/orders", Member: "owner", Value: "{http.auth.user.email}"}},
+		"client_select": {Upstream: base.Upstream, Filter: base.Filter, ClientSelect: []string{"/orders"}},
+		"expires":       {Upstream: base.Upstream, Filter: base.Filter, Expires: "{http.auth.user.exp}"},
+		"no filter":     {Upstream: base.Upstream},
+	} {
+		if key(h) == key(base) {
+			t.Errorf("%s: a change of views kept the hub", name)
+		}
+	}
+}
