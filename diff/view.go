@@ -36,6 +36,7 @@ type View struct {
 
 	root *node   // the view's root as last fed
 	rows []*node // the rows kept as last fed
+	kept []*node // the rows kept now, while they are encoded
 	buf  []byte
 }
 
@@ -208,12 +209,29 @@ func (v *View) Update(doc *Version, rows *RowIndex) (Change, bool, error) {
 		return Change{}, false, fmt.Errorf("%w: filtered array %s is not an array", ErrSelect, v.arr)
 	}
 	mine := rows.of(arr, v.member)[v.value]
-	if v.tr.cur != nil && slices.Equal(mine, v.rows) && sameOutside(v.root, root, v.arr) {
+	if v.tr.cur != nil && sameRows(arr, mine, v.rows) && sameOutside(v.root, root, v.arr) {
 		v.root = root
 		return Change{}, false, nil
 	}
-	v.buf = encodeFiltered(v.buf[:0], root, v.arr, mine)
-	return v.feed(root, mine)
+	v.kept = v.kept[:0]
+	for _, i := range mine {
+		v.kept = append(v.kept, arr.kids[i])
+	}
+	v.buf = encodeFiltered(v.buf[:0], root, v.arr, v.kept)
+	return v.feed(root, v.kept)
+}
+
+// sameRows reports whether the rows of arr at positions at are the nodes rows.
+func sameRows(arr *node, at []int, rows []*node) bool {
+	if len(at) != len(rows) {
+		return false
+	}
+	for j, i := range at {
+		if arr.kids[i] != rows[j] {
+			return false
+		}
+	}
+	return true
 }
 
 // feed passes the view's bytes in v.buf to its tracker.
@@ -308,28 +326,63 @@ func encodeFiltered(dst []byte, n *node, path pointer, rows []*node) []byte {
 	return append(dst, closing)
 }
 
-// RowIndex groups the rows of a filtered array by the value of their member, once per
-// version of the array, for every view that filters it. The zero RowIndex is ready to
-// use; it is not safe for concurrent use.
+// RowIndex groups the rows of a filtered array by the value of their member, for every
+// view that filters it: it is built once for all views, and kept from one version of the
+// array to the next while the array keeps its length and every changed row its value, as
+// when one row changes in place; then a change costs a pointer comparison per row. The
+// zero RowIndex is ready to use; it is not safe for concurrent use.
 type RowIndex struct {
 	arr    *node
 	member string
-	rows   map[string][]*node
+	rows   map[string][]int // row positions by value
 }
 
-// of returns the rows of arr by the value of member.
-func (x *RowIndex) of(arr *node, member string) map[string][]*node {
-	if x.rows != nil && x.arr == arr && x.member == member {
+// of returns the positions of the rows of arr by the value of member.
+func (x *RowIndex) of(arr *node, member string) map[string][]int {
+	if x.rows != nil && x.member == member && (x.arr == arr || x.sameGroups(arr)) {
+		x.arr = arr
 		return x.rows
 	}
 	x.arr, x.member = arr, member
-	x.rows = make(map[string][]*node, len(x.rows))
-	for _, row := range arr.kids {
-		m := row.member(member)
-		if row.kind != kindObject || m == nil || m.kind != kindString && m.kind != kindNumber {
-			continue
+	x.rows = make(map[string][]int, len(x.rows))
+	for i, row := range arr.kids {
+		if k, ok := rowValue(row, member); ok {
+			x.rows[k] = append(x.rows[k], i)
 		}
-		x.rows[m.text] = append(x.rows[m.text], row)
 	}
 	return x.rows
+}
+
+// sameGroups reports whether arr groups as the array last grouped: as many rows, and each
+// row that changed has the same value.
+func (x *RowIndex) sameGroups(arr *node) bool {
+	old := x.arr.kids
+	if len(old) != len(arr.kids) {
+		return false
+	}
+	for i, row := range arr.kids {
+		if row == old[i] {
+			continue
+		}
+		a, okA := rowValue(old[i], x.member)
+		b, okB := rowValue(row, x.member)
+		if okA != okB || a != b {
+			return false
+		}
+	}
+	return true
+}
+
+// rowValue returns the value of a row's member by which it is filtered: a string's value
+// or a number's text. Rows that are not objects, lack the member or hold another kind of
+// value there have none.
+func rowValue(row *node, member string) (string, bool) {
+	if row.kind != kindObject {
+		return "", false
+	}
+	m := row.member(member)
+	if m == nil || m.kind != kindString && m.kind != kindNumber {
+		return "", false
+	}
+	return m.text, true
 }

@@ -197,16 +197,18 @@ func distinctSize(data [][]byte) int {
 // Fail records a failed poll. Clients hear of it when the failure is new or its status or
 // reason changed; the current document stays.
 func (t *Topic) Fail(code int, reason string) {
-	t.fail(code, reason)
-	t.views.fail(code, reason)
+	if t.fail(code, reason) {
+		t.views.fail(code, reason)
+	}
 }
 
-func (t *Topic) fail(code int, reason string) {
+// fail records a failed poll and reports whether clients are told.
+func (t *Topic) fail(code int, reason string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := t.status
 	if t.stopped || !old.OK && old.Code == code && old.Reason == reason {
-		return
+		return false
 	}
 	since := t.hub.cfg.Now()
 	if !old.OK {
@@ -216,24 +218,28 @@ func (t *Topic) fail(code int, reason string) {
 	t.stFrame = statusFrame(t.status)
 	t.append(sharedFrame(t.stFrame, healthDown))
 	t.hub.cfg.Logger.Warn("upstream failing", append(t.hub.cfg.Describe(t.key), zap.Int("status", code), zap.String("reason", reason))...)
+	return true
 }
 
 // Recover records a successful poll; clients hear of it when the upstream was failing.
 func (t *Topic) Recover() {
-	t.recover()
-	t.views.recover()
+	if t.recover() {
+		t.views.recover()
+	}
 }
 
-func (t *Topic) recover() {
+// recover records a successful poll and reports whether clients are told.
+func (t *Topic) recover() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.stopped || t.status.OK {
-		return
+		return false
 	}
 	t.status = Status{OK: true}
 	t.stFrame = statusFrame(t.status)
 	t.append(sharedFrame(t.stFrame, healthOK))
 	t.hub.cfg.Logger.Info("upstream recovered", t.hub.cfg.Describe(t.key)...)
+	return true
 }
 
 // current returns the current version, or nil before the first document.

@@ -165,7 +165,8 @@ func (vs *viewSet) fail(code int, reason string) {
 }
 
 // recover tells every view that the loop recovered; a view whose part could not be read
-// from the last version says so again.
+// from the last version says so again. Fail and Recover call them only when the loop's
+// status changed.
 func (vs *viewSet) recover() {
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
@@ -177,6 +178,7 @@ func (vs *viewSet) recover() {
 // publish computes the view's change from the loop's version v and publishes it.
 func (s *ViewSource) publish(t *Topic, v *diff.Version, rows *diff.RowIndex) {
 	ch, changed, err := s.view.Update(v, rows)
+	was := s.bad
 	s.bad = ""
 	if err != nil {
 		s.bad = failReason(err)
@@ -184,7 +186,9 @@ func (s *ViewSource) publish(t *Topic, v *diff.Version, rows *diff.RowIndex) {
 			s.bad = err.Error()
 		}
 	}
-	s.health(t)
+	if s.bad != was || changed {
+		s.health(t) // a view that is fine and unchanged costs no lock of its topic
+	}
 	if changed {
 		t.Publish(ch)
 	}

@@ -99,3 +99,29 @@ func TestViewStopsWithLoop(t *testing.T) {
 		}
 	}
 }
+
+// TestViewPointerNotResolving checks that a view whose pointer does not resolve in the
+// loop's document behaves like select: its clients are told, keep the last document, and
+// get the change when the part is back.
+func TestViewPointerNotResolving(t *testing.T) {
+	loops := newHub(t, Config{})
+	views := newHub(t, Config{Linger: time.Nanosecond})
+	src := newDocSource()
+	c := subscribeView(t, loops, views, src, "/a")
+	src.send(t, `{"a":{"x":1}}`)
+	c.waitDoc(t, `{"x":1}`)
+	src.send(t, `{"b":1}`)
+	for !c.sawFailure() {
+		if err := c.read(5 * time.Second); err != nil {
+			t.Fatalf("the view was not told its part is gone: %v", err)
+		}
+	}
+	if !c.holds(`{"x":1}`) {
+		t.Fatalf("the view's last document was not kept: %s", c.doc)
+	}
+	src.send(t, `{"a":{"x":2}}`)
+	c.waitDoc(t, `{"x":2}`)
+	if last := c.events[len(c.events)-1]; last.Type != "patch" {
+		t.Errorf("the part's return came as %s, want a patch from the kept version", last.Type)
+	}
+}
