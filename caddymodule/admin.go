@@ -49,7 +49,10 @@ type loopInfo struct {
 	Failures    int        `json:"failures"`
 	NextPoll    *time.Time `json:"next_poll,omitempty"`
 	UpstreamOK  bool       `json:"upstream_ok"`
-	Leader      *bool      `json:"leader,omitempty"`
+	// Views counts the loop's live views (client_select, filter), which Subscribers counts
+	// as one subscriber each, whatever their streams; no view's identity is shown.
+	Views  int   `json:"views,omitempty"`
+	Leader *bool `json:"leader,omitempty"`
 }
 
 func serveLoops(w http.ResponseWriter, r *http.Request) error {
@@ -71,8 +74,11 @@ func liveLoops() []loopInfo {
 		if !ok {
 			return true
 		}
+		views := viewsByLoop(p.views)
 		for _, ls := range p.Loops() {
-			loops = append(loops, p.describe(ls))
+			li := p.describe(ls)
+			li.Views = views[ls.Key]
+			loops = append(loops, li)
 		}
 		return true
 	})

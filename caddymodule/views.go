@@ -243,3 +243,17 @@ func (h *Handler) identity(r *http.Request) string {
 func onePlaceholder(s string) bool {
 	return len(s) > 2 && s[0] == '{' && s[len(s)-1] == '}' && strings.Count(s, "{") == 1 && strings.Count(s, "}") == 1
 }
+
+// viewsByLoop counts the live views of a hub of views by the key of their loop.
+func viewsByLoop(views *hub.Hub) map[string]int {
+	n := make(map[string]int)
+	if views == nil {
+		return n
+	}
+	for _, ls := range views.Loops() {
+		if loopKey, _, ok := strings.Cut(ls.Key, viewKeySeparator); ok {
+			n[loopKey]++
+		}
+	}
+	return n
+}

@@ -276,6 +276,14 @@ func TestFilterIsolatesUsers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var admin struct {
+		Loops []struct {
+			Views int `json:"views"`
+		} `json:"loops"`
+	}
+	if err := json.Unmarshal([]byte(loops), &admin); err != nil || len(admin.Loops) != 1 || admin.Loops[0].Views < users {
+		t.Errorf("admin API: %v, %.300s; want one loop with %d views", err, loops, users)
+	}
 	_, metrics := scrape(t, caddy)
 	for what, text := range map[string]string{"admin API": loops, "metrics": metrics, "logs": caddy.stderr.String()} {
 		if m := viewMark.FindString(text); m != "" {
