@@ -57,6 +57,9 @@ type loopInfo struct {
 	// Retired is set on a loop whose route a reload changed or removed: it polls no
 	// more, and goes once its streams have been drained.
 	Retired bool `json:"retired,omitempty"`
+	// Views counts the loop's live views (client_select, filter), which Subscribers counts
+	// as one subscriber each, whatever their streams; no view's identity is shown.
+	Views int `json:"views,omitempty"`
 }
 
 func serveLoops(w http.ResponseWriter, r *http.Request) error {
@@ -96,8 +99,11 @@ func liveLoops() []loopInfo {
 
 // appendLoops appends the loops of the hub to loops.
 func (p pooledHub) appendLoops(loops []loopInfo) []loopInfo {
+	views := viewsByLoop(p.views)
 	for _, ls := range p.Loops() {
-		loops = append(loops, p.describe(ls))
+		li := p.describe(ls)
+		li.Views = views[ls.Key]
+		loops = append(loops, li)
 	}
 	return loops
 }

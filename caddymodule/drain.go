@@ -251,6 +251,6 @@ func (d *drainSet) endAll() {
 		h.endStreams()
 	}
 	for _, p := range d.retiredHubs() {
-		p.Close()
+		p.closeAll()
 	}
 }

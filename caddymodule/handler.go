@@ -112,6 +112,18 @@ type Handler struct {
 	// Name labels the route in metrics, logs and the admin API. Default: the upstream's
 	// scheme and host.
 	Name string `json:"name,omitempty"`
+	// ClientSelect lists the JSON pointers a client may choose with `?select=`, in the
+	// upstream document as received and inside Select; a `*` token matches any one token.
+	// Each distinct choice is a view with its own versions and history, fed from the
+	// route's one poll loop. A client must choose one; one outside the list gets 400.
+	ClientSelect []string `json:"client_select,omitempty"`
+	// Filter keeps, for each client, the rows of an array whose member equals a request
+	// placeholder's value; a request for which it is empty gets 403. Each distinct value
+	// is a view, fed from the route's one poll loop.
+	Filter *Filter `json:"filter,omitempty"`
+	// Expires is a request placeholder holding a Unix time or an RFC 3339 time, such as a
+	// token's expiry set by an authentication module: the stream is closed then.
+	Expires string `json:"expires,omitempty"`
 	// Store says where versions and history live: in this process (the default), or in
 	// Redis, shared by a cluster that then polls each upstream once.
 	Store *Store `json:"store,omitempty"`
@@ -132,7 +144,8 @@ type Handler struct {
 	poll     poller.Config // each poll loop gets its own poller.Poller from it
 	format   hub.Format    // the default change format
 	shape    diff.Options  // each poll loop gets its own diff.Tracker from it
-	hub      *routeHub     // the pooled hub, with this route's limits
+	hub      *routeHub     // the pooled hub, with this route's limits: its views' hub with views
+	loops    *hub.Hub      // the pooled hub of the route's poll loops
 	hubKey   string
 	slotsKey string // the route's stream count in routeSlots
 	metrics  *routeMetrics
@@ -203,6 +216,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionShape(); err != nil {
 		return err
 	}
+	if err := h.checkViews(); err != nil {
+		return err
+	}
 	if err := h.provisionHub(ctx); err != nil {
 		return err
 	}
@@ -254,8 +270,10 @@ func (h *Handler) Validate() error {
 	if err := h.Store.validate(); err != nil {
 		return err
 	}
-	_, _, err := h.checkShape()
-	return err
+	if _, _, err := h.checkShape(); err != nil {
+		return err
+	}
+	return h.checkViews()
 }
 
 // Cleanup lets go of the route's hub, which retires when no config uses it any more.
@@ -304,6 +322,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 	lp, err := h.loopFor(r)
 	if err != nil {
 		return caddyhttp.Error(http.StatusBadRequest, err)
+	}
+	r, release, err := h.withExpiry(r)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if status, denied := h.loops.Denied(lp.key); denied {
+		return caddyhttp.Error(status, errDenied)
+	}
+	if h.viewsOn() {
+		var releaseLoop func()
+		if lp, releaseLoop, err = h.viewFor(w, r, lp); err != nil {
+			return err
+		}
+		defer releaseLoop()
 	}
 	if wantsJSON(r.Header.Values("Accept")) {
 		return h.serveDocument(w, r, lp)

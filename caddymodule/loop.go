@@ -51,7 +51,8 @@ func (h *Handler) loopFor(r *http.Request) (loop, error) {
 	if h.transportID != "" {
 		key += " " + h.transportID // loops of routes reaching the upstream differently never meet in a store
 	}
-	newSource := func() hub.Source { return newPollSource(cfg, shape) }
+	perIdentity := len(h.Forward) > 0
+	newSource := func() hub.Source { return newPollSource(cfg, shape, perIdentity) }
 	if rs := h.redis; rs != nil {
 		newSource = func() hub.Source { return newRedisSource(rs, cfg, shape) }
 	}
@@ -95,8 +96,9 @@ func newRedisSource(rs *redisstore.Store, cfg poller.Config, shape diff.Options)
 
 // newPollSource starts the source of a new poll loop, with its own poller and tracker.
 // Both configs were checked in Provision; the poller's differs only in URL and headers,
-// which cannot make it invalid.
-func newPollSource(cfg poller.Config, shape diff.Options) hub.Source {
+// which cannot make it invalid. A loop that polls with a client's forwarded credentials
+// stops at once when the upstream refuses them.
+func newPollSource(cfg poller.Config, shape diff.Options, perIdentity bool) hub.Source {
 	p, err := poller.New(cfg)
 	if err != nil {
 		panic(fmt.Sprintf("poller config checked at provision: %v", err))
@@ -105,5 +107,9 @@ func newPollSource(cfg poller.Config, shape diff.Options) hub.Source {
 	if err != nil {
 		panic(fmt.Sprintf("select, ignore and array_key checked at provision: %v", err))
 	}
-	return hub.NewPollSource(p, tr)
+	src := hub.NewPollSource(p, tr)
+	if perIdentity {
+		src.StopOnDenied()
+	}
+	return src
 }

@@ -50,7 +50,7 @@ func (h *Handler) servePoke(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return caddyhttp.Error(http.StatusBadRequest, err)
 	}
-	h.hub.Poke(lp.key)
+	h.loops.Poke(lp.key)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -28,6 +28,7 @@ var hubs = caddy.NewUsagePool()
 // pooledHub is a route's hub in the pool, with what the admin API tells of it.
 type pooledHub struct {
 	*hub.Hub
+	views   *hub.Hub // the route's views, fed by the loops of Hub
 	route   string
 	forward []string
 	metrics *routeMetrics
@@ -44,15 +45,23 @@ type pooledHub struct {
 // Destruct retires the hub, or closes it at once when the process exits.
 func (p pooledHub) Destruct() error {
 	if caddy.Exiting() {
-		p.Close()
+		p.closeAll()
 		return p.closeStore()
 	}
 	draining.addHub(p)
-	p.Retire(time.Duration(p.drain.Load()), func() {
+	window := time.Duration(p.drain.Load())
+	p.views.Retire(window, nil)
+	p.Retire(window, func() {
 		draining.removeHub(p)
 		_ = p.closeStore() // closing a client that is done with: nothing to do about an error
 	})
 	return nil
+}
+
+// closeAll closes the hub and its views' hub at once.
+func (p pooledHub) closeAll() {
+	p.views.Close()
+	p.Close()
 }
 
 // closeStore closes the hub's Redis client, if it has one.
@@ -82,7 +91,7 @@ func (h *Handler) provisionHub(ctx caddy.Context) error {
 		}
 		drain := new(atomic.Int64)
 		drain.Store(int64(h.drainWindow()))
-		return pooledHub{Hub: hub.New(hub.Config{
+		cfg := hub.Config{
 			History:      h.History,
 			HistoryBytes: h.HistorySize,
 			Heartbeat:    time.Duration(h.Heartbeat),
@@ -93,16 +102,22 @@ func (h *Handler) provisionHub(ctx caddy.Context) error {
 			Describe:     func(string) []zap.Field { return describeLoop(route, upstream) },
 			Observer:     m,
 			Stopped:      clients.stopped,
-		}), route: route, forward: h.Forward, metrics: m, redis: h.Store.redisStore(history, h.HistorySize, h.transportID), clients: clients, upstream: upstream, drain: drain,
+		}
+		return pooledHub{Hub: hub.New(cfg), views: newViewHub(cfg), route: route, forward: h.Forward, metrics: m,
+			redis: h.Store.redisStore(history, h.HistorySize, h.transportID), clients: clients, upstream: upstream, drain: drain,
 			client: newRouteClient(h.oauth2)}, nil
 	})
 	if err != nil {
 		return err
 	}
 	p := val.(pooledHub)
-	h.hubKey, h.pooled, h.metrics, h.redis, h.clients = key, p, p.metrics, p.redis, p.clients
+	h.hubKey, h.pooled, h.metrics, h.redis, h.clients, h.loops = key, p, p.metrics, p.redis, p.clients, p.Hub
 	h.attachTransport(p.client)
-	return h.provisionLimits(ctx.Context, p.Hub, key)
+	served := p.Hub
+	if h.viewsOn() {
+		served = p.views
+	}
+	return h.provisionLimits(ctx.Context, served, key)
 }
 
 // routeName returns the route's label: its name, or the upstream's scheme and host.
@@ -173,9 +188,10 @@ var keySalt = func() []byte {
 // settingsKey identifies a hub by everything that shapes its loops and streams, with
 // placeholders resolved: a credential rotated in its file or variable gives a new key at
 // the next reload, so the route gets new loops that send it. It is a keyed digest, so
-// credentials never appear in it. Format is left out: a hub serves every format, and each
-// client's is chosen per request; so are max_subscribers and max_connection_lifetime,
-// which belong to the route (see routeHub).
+// credentials never appear in it. A change to client_select, filter or expires gives a
+// new key too, so that no stream goes on under the views it was opened with. Format is
+// left out: a hub serves every format, and each client's is chosen per request; so are
+// max_subscribers and max_connection_lifetime, which belong to the route (see routeHub).
 func (h *Handler) settingsKey() (string, error) {
 	b, err := json.Marshal(struct {
 		Upstream                 string
@@ -194,8 +210,12 @@ func (h *Handler) settingsKey() (string, error) {
 		Name                     string
 		Store                    any
 		Transport                string
+		ClientSelect             []string
+		Filter                   *Filter
+		Expires                  string
 	}{h.Upstream, h.Interval, h.Timeout, h.poll.Header, h.History, h.HistorySize, h.Heartbeat, h.Retry, h.Linger,
-		h.Method, h.Body, h.Forward, h.MaxBody, h.MaxUpstreams, h.Select, h.Ignore, h.ArrayKeys, h.Name, h.Store.keyed(), h.transportID})
+		h.Method, h.Body, h.Forward, h.MaxBody, h.MaxUpstreams, h.Select, h.Ignore, h.ArrayKeys, h.Name, h.Store.keyed(),
+		h.transportID, h.ClientSelect, h.Filter, h.Expires})
 	if err != nil {
 		return "", fmt.Errorf("hashing settings: %w", err)
 	}

@@ -124,6 +124,8 @@ type Hub struct {
 
 	subs atomic.Int64 // subscribers, over all topics
 
+	denied denials // loops whose upstream refused their credential
+
 	quit        chan struct{}  // closed by Close: stops the writers and the heartbeats
 	bg          sync.WaitGroup // writers and heartbeats
 	beatsOnce   sync.Once

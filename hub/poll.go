@@ -19,6 +19,8 @@ type PollSource struct {
 	poller  *poller.Poller
 	tracker *diff.Tracker
 	bad     bool // the last body received was not JSON, or select did not resolve in it
+	// stopOnDenied ends the loop on a 401 or 403; see StopOnDenied.
+	stopOnDenied bool
 
 	mu   sync.Mutex
 	last PollStatus
@@ -60,10 +62,16 @@ func (s *PollSource) Status() PollStatus {
 
 // Run implements Source.
 func (s *PollSource) Run(ctx context.Context, t *Topic) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	s.poller.Run(ctx, func(r poller.Result) {
 		result, reason := s.handle(t, r)
 		t.hub.cfg.Observer.Poll(result, r.Duration)
 		s.record(result, reason)
+		if r.Err != nil && s.denied(r.Status) {
+			cancel() // no further poll with this credential
+			t.hub.deny(t, r.Status)
+		}
 	})
 }
 

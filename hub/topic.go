@@ -83,6 +83,7 @@ type Topic struct {
 	status  Status
 	stFrame []byte // the frame announcing status
 	hist    history
+	views   viewSet // the view topics this topic feeds
 
 	shardsOnce sync.Once
 	shards     []*shard // the streams handed over with Serve, one shard per writer
@@ -118,7 +119,10 @@ func newTopic(h *Hub, key string) *Topic {
 // Publish adds a new version. Only the topic's source calls it; once the topic has
 // stopped it does nothing, as do Fail and Recover, so that a poll ending as the topic
 // stops is dropped rather than sent to nobody.
-func (t *Topic) Publish(ch diff.Change) { t.commit(t.encode(ch)) }
+func (t *Topic) Publish(ch diff.Change) {
+	t.commit(t.encode(ch))
+	t.views.publish(ch.Version)
+}
 
 // encode encodes ch, outside the lock, in the formats that have subscribers, and finds
 // where it touched the document, for the merge patches of later catch-ups.
@@ -198,11 +202,18 @@ func distinctSize(data [][]byte) int {
 // Fail records a failed poll. Clients hear of it when the failure is new or its status or
 // reason changed; the current document stays.
 func (t *Topic) Fail(code int, reason string) {
+	if t.fail(code, reason) {
+		t.views.fail(code, reason)
+	}
+}
+
+// fail records a failed poll and reports whether clients are told.
+func (t *Topic) fail(code int, reason string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	old := t.status
 	if t.stopped || !old.OK && old.Code == code && old.Reason == reason {
-		return
+		return false
 	}
 	since := t.hub.cfg.Now()
 	if !old.OK {
@@ -212,19 +223,28 @@ func (t *Topic) Fail(code int, reason string) {
 	t.stFrame = statusFrame(t.status)
 	t.append(sharedFrame(t.stFrame, healthDown))
 	t.hub.cfg.Logger.Warn("upstream failing", append(t.hub.cfg.Describe(t.key), zap.Int("status", code), zap.String("reason", reason))...)
+	return true
 }
 
 // Recover records a successful poll; clients hear of it when the upstream was failing.
 func (t *Topic) Recover() {
+	if t.recover() {
+		t.views.recover()
+	}
+}
+
+// recover records a successful poll and reports whether clients are told.
+func (t *Topic) recover() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.stopped || t.status.OK {
-		return
+		return false
 	}
 	t.status = Status{OK: true}
 	t.stFrame = statusFrame(t.status)
 	t.append(sharedFrame(t.stFrame, healthOK))
 	t.hub.cfg.Logger.Info("upstream recovered", t.hub.cfg.Describe(t.key)...)
+	return true
 }
 
 // current returns the current version, or nil before the first document.
@@ -322,10 +342,17 @@ func (t *Topic) idleSince(joins uint64) bool {
 }
 
 func (t *Topic) stop() {
+	if t.markStopped() {
+		t.views.close()
+	}
+}
+
+// markStopped marks t stopped and reports whether it was running.
+func (t *Topic) markStopped() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.stopped {
-		return
+		return false
 	}
 	t.stopped = true
 	t.haltLocked()
@@ -335,6 +362,7 @@ func (t *Topic) stop() {
 	}
 	t.subsMu.Unlock()
 	close(t.wake)
+	return true
 }
 
 // halt stops the topic's source: it polls no more, and counts as a running loop no more.

@@ -33,7 +33,9 @@ export type UpstreamStatus =
 export interface Status {
   /** connecting: opening or reconnecting; open: receiving; closed: refused (a retry is
    * scheduled) or close() was called; unauthorized: a transport that sends headers was
-   * answered 401 or 403, and does not retry: open anew with other headers; refused: a
+   * answered 401 or 403, or the stream was refused after the upstream answered 401 or 403
+   * to this client's credentials (see `forward`): no retry is scheduled until the page
+   * opens a new stream, e.g. with other headers or after signing in again; refused: a
    * poll_sse_mux did not serve this stream, and it is not retried */
   connection: 'connecting' | 'open' | 'closed' | 'unauthorized' | 'refused';
   upstream: UpstreamStatus;

@@ -3,7 +3,8 @@
 // and the upstream's health. No dependencies; native EventSource underneath.
 
 const isArr = Array.isArray;
-const isObj = (v) => v !== null && typeof v === 'object';
+// isObj and isMap are read as conditions: a falsy v is returned as it is.
+const isObj = (v) => v && typeof v == 'object';
 const isMap = (v) => isObj(v) && !isArr(v);
 const has = Object.hasOwn;
 const fail = () => {
@@ -103,9 +104,14 @@ export function mergePatch(target, patch) {
 
 // pollSSE opens a stream and keeps its document; see poll-sse.d.ts.
 export function pollSSE(url, options = {}) {
-  const ES = options.EventSource || globalThis.EventSource;
+  const G = globalThis;
+  const ES = options.EventSource || G.EventSource;
   const listeners = {};
   const ok = { ok: true };
+  const connecting = 'connecting';
+  const closed = 'closed';
+  const lastID = 'last_event_id';
+  const jsonPatch = 'json_patch';
   let es, timer; // timer: the retry while closed, the upstream check while open
   let delay = 500; // half the next retry's delay
   let synced = false; // the current connection has told us which version we hold
@@ -121,10 +127,11 @@ export function pollSSE(url, options = {}) {
       }
     });
 
-  // report tells of a new status; a connection of 0 keeps the connection's.
-  const report = (connection, upstream = live.status.upstream) => {
+  // report tells of a new status; a falsy connection or upstream keeps the one before.
+  const report = (connection, upstream) => {
     const was = live.status;
     connection ||= was.connection;
+    upstream ||= was.upstream;
     if (connection != was.connection || upstream != was.upstream) emit('status', (live.status = { connection, upstream }));
   };
 
@@ -138,16 +145,16 @@ export function pollSSE(url, options = {}) {
   const connect = (last) => {
     stop();
     synced = !!last;
-    const u = new URL(url, globalThis.location);
+    const u = new URL(url, G.location);
     const q = u.searchParams;
     // The format is always asked for, so every patch is read as what it must be: the
     // route's own default cannot be known here.
-    const format = options.format || q.get('format') || 'json_patch';
+    const format = options.format || q.get('format') || jsonPatch;
     q.set('format', format);
-    last ? q.set('last_event_id', last) : q.delete('last_event_id');
+    last ? q.set(lastID, last) : q.delete(lastID);
     const src = (es = new ES(u.href, options, live));
     const on = (name, fn) => src.addEventListener(name, (e) => src == es && fn(e));
-    report('connecting');
+    report(connecting);
     on('open', () => {
       delay = 500;
       report('open');
@@ -155,11 +162,14 @@ export function pollSSE(url, options = {}) {
       if (!live.status.upstream.ok) timer = setTimeout(() => report(0, ok), 1000);
     });
     on('error', (e) => {
-      if (src.readyState != 2) return report('connecting');
-      // a transport may end in a state of its own, such as unauthorized: not retried
-      report(e.connection || 'closed');
+      if (src.readyState != 2) return report(connecting);
       es = null;
-      e.connection || (timer = setTimeout(() => connect(live.version), (delay = Math.min(delay * 2, 30000))));
+      // Not retried until the page opens a new stream: a transport's own end (a 401 or 403
+      // to its headers, a stream a mux refused), or a stream refused after the upstream
+      // refused this client's forwarded credentials.
+      const end = e.connection || (/40[13]/.test(live.status.upstream.status) && 'unauthorized');
+      report(end || closed);
+      end || (timer = setTimeout(() => connect(live.version), (delay = Math.min(delay * 2, 30000))));
     });
     const onData = (type) =>
       on(type, (e) => {
@@ -171,7 +181,7 @@ export function pollSSE(url, options = {}) {
             patch = doc;
             // a patch not of the format asked for is refused like one that does not apply:
             // an RFC 6902 array in json_patch, an RFC 7386 object in merge_patch
-            doc = (format == 'json_patch' ? applyPatch : format == 'merge_patch' && isMap(patch) ? mergePatch : fail)(
+            doc = (format == jsonPatch ? applyPatch : format == 'merge_patch' && isMap(patch) ? mergePatch : fail)(
               live.document,
               patch,
             );
@@ -193,10 +203,10 @@ export function pollSSE(url, options = {}) {
     });
   };
 
+  // live.document is undefined until the first snapshot
   const live = {
-    // document: undefined until the first snapshot
     version: null,
-    status: { connection: 'connecting', upstream: ok },
+    status: { connection: connecting, upstream: ok },
     on(name, fn) {
       (listeners[name] ||= new Set()).add(fn);
       return live;
@@ -207,7 +217,7 @@ export function pollSSE(url, options = {}) {
     },
     close() {
       stop();
-      report('closed');
+      report(closed);
     },
   };
   connect();

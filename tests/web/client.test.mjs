@@ -318,3 +318,33 @@ test('listeners: off, and one that throws does not stop the others', () => {
   es.send('snapshot', { a: 2 }, 'v2');
   assert.deepStrictEqual(seen, ['first', 'last', 'last']);
 });
+
+test('a stream closed after the upstream refused the credentials reports unauthorized and waits for the page', () => {
+  for (const status of [401, 403]) {
+    ES.reset();
+    const { live, statuses, es } = open();
+    es.open();
+    es.send('snapshot', { mine: 1 }, 'v1');
+    const denied = { ok: false, status, error: `upstream answered ${status}`, since: '2026-01-02T03:04:05Z' };
+    es.send('upstream', denied);
+    es.drop(); // the server closes the stream; the EventSource reconnects by itself
+    es.fail(); // and is refused
+    assert.deepStrictEqual(live.status, { connection: 'unauthorized', upstream: denied });
+    mock.timers.tick(120000);
+    assert.equal(ES.instances.length, 1, 'a refused credential was retried');
+    assert.deepStrictEqual(
+      statuses.map((s) => s.connection),
+      ['open', 'open', 'connecting', 'unauthorized'],
+    );
+    assert.deepStrictEqual(live.document, { mine: 1 });
+    live.close();
+  }
+  // Another failing status keeps retrying.
+  ES.reset();
+  const { es } = open();
+  es.open();
+  es.send('upstream', { ok: false, status: 502, error: 'x', since: '2026-01-02T03:04:05Z' });
+  es.fail();
+  mock.timers.tick(1000);
+  assert.equal(ES.instances.length, 2);
+});

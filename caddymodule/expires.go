@@ -1,0 +1,72 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// expiryKey holds, in a request's context, when its stream must be closed.
+type expiryKey struct{}
+
+// errExpired answers a request whose expires value is missing, unreadable or past: the
+// client must authenticate again.
+var errExpired = errors.New("expires: the request's access has expired or carries no expiry")
+
+// withExpiry returns r with the moment its stream must end, from the route's expires
+// placeholder, in its context: the request context ends then, and so does a stream handed
+// over to the hub (see handoverContext). A value that is missing, unreadable or not in the
+// future is a 401 error, and release is nil.
+func (h *Handler) withExpiry(r *http.Request) (*http.Request, context.CancelFunc, error) {
+	if h.Expires == "" {
+		return r, func() {}, nil
+	}
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if repl == nil {
+		return nil, nil, caddyhttp.Error(http.StatusUnauthorized, errExpired)
+	}
+	at, err := parseExpiry(repl.ReplaceAll(h.Expires, ""))
+	if err != nil || !at.After(time.Now()) {
+		return nil, nil, caddyhttp.Error(http.StatusUnauthorized, errExpired)
+	}
+	ctx, cancel := context.WithDeadline(context.WithValue(r.Context(), expiryKey{}, at), at)
+	return r.WithContext(ctx), cancel, nil
+}
+
+// parseExpiry reads a Unix time in seconds (a fraction allowed) or an RFC 3339 time.
+func parseExpiry(v string) (time.Time, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return time.Time{}, errors.New("empty")
+	}
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	secs, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(secs) || math.IsInf(secs, 0) || secs <= 0 || secs > 1<<40 {
+		return time.Time{}, fmt.Errorf("%q is neither Unix seconds nor RFC 3339", v)
+	}
+	whole, frac := math.Modf(secs)
+	return time.Unix(int64(whole), int64(frac*1e9)), nil
+}
+
+// handoverContext is the context of a stream the hub serves for r: the stream belongs
+// to the hub, which outlives this config when a reload keeps the route (see drain.go),
+// so it ends only when r's access expires, if it does.
+func (h *Handler) handoverContext(r *http.Request) context.Context {
+	at, ok := r.Context().Value(expiryKey{}).(time.Time)
+	if !ok {
+		return context.Background()
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), at)
+	context.AfterFunc(ctx, cancel) // its timer goes when it ends, at the latest at expiry
+	return ctx
+}
