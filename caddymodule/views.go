@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -126,7 +127,6 @@ func (h *Handler) checkViews() error {
 func newViewHub(cfg hub.Config) *hub.Hub {
 	cfg.Linger = viewLinger
 	cfg.MaxTopics = 0
-	cfg.Stopped = nil
 	if cfg.Logger != nil {
 		cfg.Logger = cfg.Logger.WithOptions(zap.IncreaseLevel(viewLoggerMinLevel))
 	}
@@ -175,7 +175,20 @@ func (h *Handler) viewFor(w http.ResponseWriter, r *http.Request, lp loop) (view
 		return loop{}, nil, h.loopRefused(w, err)
 	}
 	key := lp.key + viewKeySeparator + h.viewDigest(sel, value)
-	return loop{key: key, newSource: func() hub.Source { return hold.Source(v) }}, hold.Release, nil
+	newSource := func() hub.Source { return hold.Source(v) }
+	if h.clients != nil && h.wildSelect(sel) {
+		newSource = h.clients.limit(clientAddress(r), h.MaxLoopsPerClient, newSource)
+	}
+	return loop{key: key, newSource: newSource}, hold.Release, nil
+}
+
+// wildSelect reports whether the part sel of a view was allowed by a client_select
+// pattern with a `*` only, not listed as it is. Clients choose what such a pattern
+// matches without bound, so each such view a client starts counts toward
+// max_loops_per_client as a loop does; listed parts and filter identities are bounded
+// by the list and by who can authenticate.
+func (h *Handler) wildSelect(sel string) bool {
+	return len(h.ClientSelect) > 0 && !slices.Contains(h.ClientSelect, sel)
 }
 
 // loopRefused answers a request whose loop could not start.

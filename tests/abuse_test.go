@@ -210,3 +210,59 @@ func TestExpandedURLsNotShown(t *testing.T) {
 		}
 	}
 }
+
+// TestWildViewsPerClient has one client address open streams on 20 distinct parts that
+// a `client_select /prices/*` pattern allows, once another address has started the
+// route's loop: each part is a view of its own, so it gets its max_loops_per_client of 3
+// and 429 with Retry-After beyond them, while the other address opens another; the
+// route's one loop polls for all of them.
+func TestWildViewsPerClient(t *testing.T) {
+	t.Parallel()
+	u := newUpstream(t, map[string]any{"prices": map[string]any{"ACME": 1}})
+	c := startCaddyWith(t, trustLoopback, pollSSE(u.url(), "client_select /prices/*", "max_loops_per_client 3", "interval 1h"))
+	const attacker, other, attempts, limit = "203.0.113.7", "198.51.100.9", 20, 3
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	client := boundedClient()
+	defer client.CloseIdleConnections()
+	var streams []*http.Response
+	defer func() {
+		for _, s := range streams {
+			s.Body.Close()
+		}
+	}()
+	open := func(addr, part string) int {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url("/?select=/prices/"+part), nil)
+		req.Header.Set("X-Forwarded-For", addr)
+		req.Header.Set("Accept", "text/event-stream")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode == http.StatusOK {
+			streams = append(streams, resp) // kept open: its view stays live
+			return resp.StatusCode
+		}
+		if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+			t.Errorf("429 without Retry-After")
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := open(other, "ACME"); s != http.StatusOK {
+		t.Fatalf("the first view: %d, want 200", s)
+	}
+	counts := map[int]int{}
+	for i := range attempts {
+		counts[open(attacker, fmt.Sprint("P", i))]++
+	}
+	if counts[http.StatusOK] != limit || counts[http.StatusTooManyRequests] != attempts-limit {
+		t.Fatalf("statuses of %d streams on distinct wildcard views from one address: %v; want %d × 200, the rest 429", attempts, counts, limit)
+	}
+	if s := open(other, "OTHER"); s != http.StatusOK {
+		t.Errorf("another address's second view: %d, want 200", s)
+	}
+	if s := open(attacker, "P0"); s != http.StatusOK {
+		t.Errorf("joining a live view the client started: %d, want 200", s)
+	}
+}
