@@ -11,10 +11,9 @@
 // screenshot, the URL, admin API and Caddyfile of the HTTP/2 variant, and the browser's
 // path.
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { assert, launchChromium, pass } from './harness.mjs';
+import { assert, call, launchChromium, pass } from './harness.mjs';
 
 const settings = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const wait = { timeout: 30000, polling: 100 };
@@ -26,21 +25,8 @@ async function fetchJSON(url, init = {}) {
   return res.json();
 }
 
-// post sends a request with node:http: fetch adds Sec-Fetch-Mode, which makes Caddy's
-// admin API check an origin.
-function post(url, body, headers) {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', headers, timeout: 10000 }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode, body: text }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`${url}: no answer in 10s`)));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+// post sends a POST with node:http (see call).
+const post = (url, body, headers) => call(url, { method: 'POST', body, headers });
 
 // upstreamAt returns the simulated API's document of a tick.
 const upstreamAt = (tick) => fetchJSON(`${settings.base}/api/state?tick=${tick}`);

@@ -1,6 +1,7 @@
 // harness.mjs holds what the Node scripts of the Go tests share: their check lines, and
 // Debian's chromium driven by playwright-core with a fresh profile.
 import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -44,4 +45,20 @@ export async function launchChromium(executablePath, options = {}) {
     rmSync(profile, { recursive: true, force: true });
   };
   return { context, close };
+}
+
+// call makes a request with node:http (fetch adds Sec-Fetch-Mode, which makes Caddy's
+// admin API check an origin) and returns its status and body.
+export function call(url, { method = 'GET', body, headers } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers, timeout: 10000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode, body: text }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`${url}: no answer in 10s`)));
+    req.on('error', reject);
+    req.end(body);
+  });
 }

@@ -7,31 +7,14 @@
 //
 // settings: {base, buffered, admin, upstream, token, accessLog, chromium, intervalMs}
 import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
-import { assert, launchChromium, pass } from './harness.mjs';
+import { assert, call, launchChromium, pass } from './harness.mjs';
 
 const settings = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const wait = { timeout: 30000, polling: 50 };
 
-// call makes a request with node:http (fetch adds Sec-Fetch-Mode, which makes Caddy's
-// admin API check an origin) and returns its status and body.
-function call(url, method = 'GET') {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, timeout: 10000 }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode, body: text }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`${url}: no answer in 10s`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 const upstream = async () => JSON.parse((await call(`${settings.upstream}/state.json`)).body);
-const next = async () => +(await call(`${settings.upstream}/next`, 'POST')).body;
+const next = async () => +(await call(`${settings.upstream}/next`, { method: 'POST' })).body;
 
 // subscribers returns the subscribers of the route's loops, from the admin API.
 async function subscribers(route) {
