@@ -9,13 +9,14 @@ import (
 
 // A writer is one of the hub's shared goroutines that write frames to the connections
 // handed to the hub with Serve. There is one per CPU; writer i serves shard i of every
-// topic, so a change reaches a topic's streams from all CPUs at once, and an idle stream
-// costs no goroutine of its own.
+// topic, so a change reaches a topic's streams from all CPUs at once. Its close watch
+// notices their clients leave, so an idle stream costs no goroutine of its own.
 type writer struct {
-	mu    sync.Mutex
-	queue []*shard
-	spare []*shard
-	wake  chan struct{}
+	mu     sync.Mutex
+	queue  []*shard
+	spare  []*shard
+	wake   chan struct{}
+	closes *closeWatch // nil where streams watch for themselves
 }
 
 // startWriters starts the hub's writers, once, unless the hub is closed, and reports
@@ -30,9 +31,12 @@ func (h *Hub) startWriters() bool {
 		n := max(runtime.GOMAXPROCS(0), 1)
 		h.writers = make([]*writer, n)
 		for i := range h.writers {
-			w := &writer{wake: make(chan struct{}, 1)}
+			w := &writer{wake: make(chan struct{}, 1), closes: newCloseWatch()}
 			h.writers[i] = w
 			h.bg.Go(func() { w.run(h.quit) })
+			if w.closes != nil {
+				h.bg.Go(w.closes.run)
+			}
 		}
 	})
 	return h.writers != nil
@@ -64,6 +68,7 @@ func (w *writer) run(quit <-chan struct{}) {
 		select {
 		case <-w.wake:
 		case <-quit:
+			w.closes.stop()
 			return
 		}
 		for q := w.take(); len(q) > 0; q = w.take() {
