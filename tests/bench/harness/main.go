@@ -68,7 +68,7 @@ func parseFlags() (Config, error) {
 	flag.StringVar(&counts, "counts", "1000,5000,10000", "subscriber counts")
 	flag.IntVar(&c.Runs, "runs", 3, "runs; tables show medians")
 	flag.StringVar(&c.Out, "out", "", "also write the report to this file")
-	flag.StringVar(&c.Pprof, "pprof", "", "save a CPU profile of Caddy during the largest time-to-last run here")
+	flag.StringVar(&c.Pprof, "pprof", "", "save a CPU profile of Caddy during the largest time-to-last run here, or, without fanout, during the storm")
 	flag.IntVar(&c.PprofSeconds, "pprof-seconds", 5, "length of the CPU profile")
 	flag.StringVar(&c.NchanWorkers, "nchan-workers", "", "Nchan worker_processes; empty tries 1 and auto and keeps the faster")
 	flag.StringVar(&c.Command, "command", "", "the command line to print in the report")

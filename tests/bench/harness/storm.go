@@ -55,11 +55,19 @@ func (h *Harness) Storm(name string) (StormResult, error) {
 	if err != nil {
 		return r, err
 	}
+	var prof *profileFetch
+	if h.cfg.Pprof != "" && name == PollSSE && !h.has("fanout") {
+		prof = h.startProfile(srv)
+		time.Sleep(100 * time.Millisecond) // the profile has begun
+	}
 	started := time.Now()
 	pool, distinct := h.stormReconnect(srv, n, ids)
 	defer pool.Close()
 	waitErr := pool.WaitSeq(hi, h.cfg.ChangeTimeout)
 	c1, _ := srv.Usage()
+	if err := prof.wait(); err != nil {
+		return r, err
+	}
 	if computed1, err := scrapeComputed(srv); err == nil {
 		r.Computed = computed1 - computed0
 	}
