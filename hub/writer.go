@@ -104,9 +104,11 @@ func (sh *shard) kick() {
 	}
 }
 
-// add registers st with the shard and queues a pass for the frames added since st
-// subscribed. A stream added to a stopped topic is closed: Hub.Close may have closed the
-// topic's streams before it was added.
+// add registers st with the shard and queues a pass if frames were added since st
+// subscribed, or it ended: a stream that has read the whole log waits for the next
+// frame, whose pass it is in, so that a crowd of clients joining at once does not make
+// a pass over all the shard's streams each. A stream added to a stopped topic is closed:
+// Hub.Close may have closed the topic's streams before it was added.
 func (sh *shard) add(st *stream) {
 	sh.mu.Lock()
 	sh.streams = append(sh.streams, st)
@@ -117,8 +119,25 @@ func (sh *shard) add(st *stream) {
 	}
 	if st.state.Load() == stateClosed {
 		sh.dirty.Store(true) // it ended before it was added
+		sh.kick()
+		return
 	}
-	sh.kick()
+	if st.behind() {
+		sh.kick()
+	}
+}
+
+// behind reports whether frames were added to the log that st has not read. A frame
+// added after st is counted in its shard's n kicks the shard itself: the check is made
+// after, under t.mu, which frames are added under, and under st.mu, which a pass that
+// already writes to st holds.
+func (st *stream) behind() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	t := st.sub.t
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return st.sub.next != t.head
 }
 
 // pass writes to each stream of the shard the frames added to the log since it last
