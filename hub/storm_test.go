@@ -2,6 +2,7 @@ package hub
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -51,6 +52,45 @@ func TestStormComputesEachCatchUpOnce(t *testing.T) {
 	for _, f := range formats {
 		if n := rec.computed[f.String()]; n != behind {
 			t.Errorf("%d %s catch-ups computed for %d versions", n, f, behind)
+		}
+	}
+}
+
+// TestJoinWhilePublishing hands 200 connections to the hub while 100 changes are
+// published back to back: whether a stream joins before, during or after a change, it
+// gets a snapshot and then every later change, none missing or repeated, up to the last.
+func TestJoinWhilePublishing(t *testing.T) {
+	t.Parallel()
+	const joiners, changes = 200, 100
+	docs := make([]string, changes+1)
+	for i := range docs {
+		docs[i] = stormDoc(i)
+	}
+	ids := versions(t, docs)
+	h := newHub(t, Config{})
+	src := newDocSource()
+	clients := serveClients(t, h, src, 1, nil) // the topic runs
+	src.send(t, docs[0])
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, d := range docs[1:] {
+			src.docs <- d
+		}
+	}()
+	clients = append(clients, serveClients(t, h, src, joiners-1, nil)...)
+	<-done
+	for _, c := range clients {
+		go c.run()
+	}
+	for i, c := range clients {
+		c.waitID(t, ids[changes], 30*time.Second)
+		c.mu.Lock()
+		got, kinds, first := strings.Join(c.ids, ","), c.kind, c.ids[0]
+		c.mu.Unlock()
+		from := slices.Index(ids, first)
+		if kinds[0] != "snapshot" || from < 0 || got != strings.Join(ids[from:], ",") {
+			t.Fatalf("client %d received %v %s; want a snapshot and every later version of %v", i, kinds, got, ids)
 		}
 	}
 }
