@@ -25,6 +25,7 @@ var metrics = struct {
 	bytes       *prometheus.CounterVec
 	slow        *prometheus.CounterVec
 	resumes     *prometheus.CounterVec
+	computed    *prometheus.CounterVec
 	draining    *prometheus.GaugeVec
 }{}
 
@@ -50,6 +51,7 @@ func initMetrics() {
 	m.bytes = counter("bytes_total", "Bytes written to clients.")
 	m.slow = counter("slow_subscribers_total", "Actions on clients that could not keep up: drain, catch_up or disconnect.", "action")
 	m.resumes = counter("resumes_total", "Clients that sent a last event id, by what they got: none, patch or snapshot.", "kind")
+	m.computed = counter("catchups_computed_total", "Catch-up events computed, by format: json_patch, merge_patch or snapshot. Clients resuming from the same version in the same format at once share one.", "format")
 	m.draining = gauge("draining_streams", "Streams being drained: each closes at its own moment of the drain window, after a reload changed or removed their route or retired their server.")
 }
 
@@ -60,7 +62,7 @@ func registerMetrics(reg *prometheus.Registry) error {
 		return nil
 	}
 	m := &metrics
-	for _, c := range []prometheus.Collector{m.subscribers, m.loops, m.polls, m.upstream, m.diff, m.events, m.bytes, m.slow, m.resumes, m.draining} {
+	for _, c := range []prometheus.Collector{m.subscribers, m.loops, m.polls, m.upstream, m.diff, m.events, m.bytes, m.slow, m.resumes, m.computed, m.draining} {
 		var dup prometheus.AlreadyRegisteredError
 		if err := reg.Register(c); err != nil && !errors.As(err, &dup) {
 			return err
@@ -77,6 +79,7 @@ type routeMetrics struct {
 	upstream, diff       prometheus.Observer
 	events, bytes        prometheus.Counter
 	polls, slow, resumes map[string]prometheus.Counter
+	computed             map[string]prometheus.Counter
 }
 
 func newRouteMetrics(route string) *routeMetrics {
@@ -93,6 +96,7 @@ func newRouteMetrics(route string) *routeMetrics {
 		polls:       counters(m.polls, route, hub.PollChanged, hub.PollUnchanged, hub.PollNotModified, hub.PollError),
 		slow:        counters(m.slow, route, hub.SlowDrain, hub.SlowCatchUp, hub.SlowDisconnect),
 		resumes:     counters(m.resumes, route, hub.ResumeNone, hub.ResumePatch, hub.ResumeSnapshot),
+		computed:    counters(m.computed, route, hub.JSONPatch.String(), hub.MergePatch.String(), hub.Snapshot.String()),
 	}
 }
 
@@ -111,6 +115,7 @@ func (r *routeMetrics) Diff(took time.Duration) { r.diff.Observe(took.Seconds())
 func (r *routeMetrics) Slow(action string)      { r.slow[action].Inc() }
 func (r *routeMetrics) Resume(kind string)      { r.resumes[kind].Inc() }
 func (r *routeMetrics) Draining(delta int)      { r.draining.Add(float64(delta)) }
+func (r *routeMetrics) Computed(format string)  { r.computed[format].Inc() }
 
 func (r *routeMetrics) Poll(result string, took time.Duration) {
 	r.polls[result].Inc()

@@ -55,7 +55,7 @@ func (h *Handler) diffOptions() diff.Options {
 
 // requestFormat returns the format the client asks for with ?format=, or the route's.
 func (h *Handler) requestFormat(r *http.Request) (hub.Format, error) {
-	v := r.URL.Query().Get("format")
+	v := queryValue(r.URL.RawQuery, "format")
 	if v == "" {
 		return h.format, nil
 	}

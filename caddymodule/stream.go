@@ -145,5 +145,5 @@ func lastEventID(r *http.Request) string {
 	if v := r.Header.Get("Last-Event-ID"); v != "" {
 		return v
 	}
-	return r.URL.Query().Get("last_event_id")
+	return queryValue(r.URL.RawQuery, "last_event_id")
 }

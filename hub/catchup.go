@@ -119,6 +119,7 @@ func (t *Topic) compute(ctx context.Context, c *catchUp) ([]byte, error) {
 	if t.hub.onCompute != nil {
 		t.hub.onCompute(c)
 	}
+	t.hub.cfg.Observer.Computed(c.format.String())
 	var fr []byte
 	if c.from == "" {
 		fr = t.snapshotOf(c.to)

@@ -24,6 +24,10 @@ type Observer interface {
 	Resume(kind string)
 	// Draining reports streams that a drain is to end (+1), and such streams ending (-1).
 	Draining(delta int)
+	// Computed reports one catch-up frame computed in format f (its wire name): a
+	// snapshot, or the changes since a client's version joined. Clients asking for the
+	// same catch-up at once share one computation, and a kept frame is not computed.
+	Computed(format string)
 }
 
 // Poll results.
@@ -62,3 +66,4 @@ func (nopObserver) Sent(int, int)              {}
 func (nopObserver) Slow(string)                {}
 func (nopObserver) Resume(string)              {}
 func (nopObserver) Draining(int)               {}
+func (nopObserver) Computed(string)            {}

@@ -14,11 +14,12 @@ type recorder struct {
 	mu                           sync.Mutex
 	subscribers, loops, draining int
 	polls, slow, resume          map[string]int
+	computed                     map[string]int
 	events, bytes                int
 }
 
 func newRecorder() *recorder {
-	return &recorder{polls: map[string]int{}, slow: map[string]int{}, resume: map[string]int{}}
+	return &recorder{polls: map[string]int{}, slow: map[string]int{}, resume: map[string]int{}, computed: map[string]int{}}
 }
 
 func (r *recorder) Subscribers(d int) { r.mu.Lock(); r.subscribers += d; r.mu.Unlock() }
@@ -33,6 +34,7 @@ func (r *recorder) Sent(e, b int)      { r.mu.Lock(); r.events += e; r.bytes += 
 func (r *recorder) Slow(a string)      { r.mu.Lock(); r.slow[a]++; r.mu.Unlock() }
 func (r *recorder) Resume(k string)    { r.mu.Lock(); r.resume[k]++; r.mu.Unlock() }
 func (r *recorder) Draining(d int)     { r.mu.Lock(); r.draining += d; r.mu.Unlock() }
+func (r *recorder) Computed(f string)  { r.mu.Lock(); r.computed[f]++; r.mu.Unlock() }
 
 func (r *recorder) counts() (subs, loops int, resume map[string]int) {
 	r.mu.Lock()

@@ -14,8 +14,8 @@ import (
 )
 
 // A stream is a client connection handed to the hub with Serve. While it keeps up, the
-// shared writers write to it without blocking and it holds no goroutine but the one that
-// notices the client leave. When the client's socket is full, the stream drains the rest
+// shared writers write to it without blocking and it holds no goroutine: its writer's
+// close watch notices the client leave. When the client's socket is full, the stream drains the rest
 // in a goroutine of its own, catching up from the log (several frames in one write, or one
 // catch-up once it fell out of the log), and returns to the shared writers when it has
 // caught up.
@@ -28,9 +28,10 @@ type stream struct {
 	ctx     context.Context // ended when the stream ends
 	cancel  context.CancelFunc
 
-	mu    sync.Mutex // held while frames are chosen for and written to the stream
-	state atomic.Int32
-	out   net.Buffers // frames accepted for the client and not yet written
+	mu         sync.Mutex // held while frames are chosen for and written to the stream
+	state      atomic.Int32
+	out        net.Buffers // frames accepted for the client and not yet written
+	watchToken uint64      // the socket's registration with its writer's close watch; 0 if none
 }
 
 // Stream states.
@@ -72,7 +73,7 @@ func (s *Subscription) Serve(ctx context.Context, conn net.Conn) {
 		st.fail(err)
 		return
 	}
-	go st.watch()
+	st.watchClose()
 	if st.shard != nil {
 		st.shard.add(st)
 	} else if st.state.CompareAndSwap(stateFast, stateDraining) {
@@ -224,6 +225,15 @@ func (st *stream) serveBlocking() {
 	}
 }
 
+// watchClose has the stream's writer notice the client leave, or, where it cannot, a
+// goroutine of the stream's own.
+func (st *stream) watchClose() {
+	if st.shard != nil && st.shard.w.closes.add(st) {
+		return
+	}
+	go st.watch()
+}
+
 // watch reads from the connection until the client closes it, then ends the stream.
 // Clients send nothing on an event stream; anything they do send is discarded.
 func (st *stream) watch() {
@@ -252,15 +262,21 @@ func (st *stream) fail(err error) {
 
 // close ends the stream: the connection is closed and the subscription ends. It may be
 // called more than once, from any goroutine but one holding st.mu. It waits for a shared
-// writer's write in progress, so that the socket is never written after it is closed.
+// writer's write in progress, so that the socket is never written after it is closed, and
+// leaves the close watch first, so that the watch never reads the socket, nor takes its
+// events for those of the next socket given the same descriptor.
 func (st *stream) close() {
 	st.mu.Lock()
 	was := st.state.Swap(stateClosed)
+	token := st.watchToken
 	st.mu.Unlock()
 	if was == stateClosed {
 		return
 	}
 	st.cancel()
+	if token != 0 {
+		st.shard.w.closes.remove(token, st.fd)
+	}
 	_ = st.conn.Close()
 	st.sub.Close()
 	if st.shard != nil {

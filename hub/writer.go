@@ -9,13 +9,14 @@ import (
 
 // A writer is one of the hub's shared goroutines that write frames to the connections
 // handed to the hub with Serve. There is one per CPU; writer i serves shard i of every
-// topic, so a change reaches a topic's streams from all CPUs at once, and an idle stream
-// costs no goroutine of its own.
+// topic, so a change reaches a topic's streams from all CPUs at once. Its close watch
+// notices their clients leave, so an idle stream costs no goroutine of its own.
 type writer struct {
-	mu    sync.Mutex
-	queue []*shard
-	spare []*shard
-	wake  chan struct{}
+	mu     sync.Mutex
+	queue  []*shard
+	spare  []*shard
+	wake   chan struct{}
+	closes *closeWatch // nil where streams watch for themselves
 }
 
 // startWriters starts the hub's writers, once, unless the hub is closed, and reports
@@ -30,9 +31,12 @@ func (h *Hub) startWriters() bool {
 		n := max(runtime.GOMAXPROCS(0), 1)
 		h.writers = make([]*writer, n)
 		for i := range h.writers {
-			w := &writer{wake: make(chan struct{}, 1)}
+			w := &writer{wake: make(chan struct{}, 1), closes: newCloseWatch()}
 			h.writers[i] = w
 			h.bg.Go(func() { w.run(h.quit) })
+			if w.closes != nil {
+				h.bg.Go(w.closes.run)
+			}
 		}
 	})
 	return h.writers != nil
@@ -64,6 +68,7 @@ func (w *writer) run(quit <-chan struct{}) {
 		select {
 		case <-w.wake:
 		case <-quit:
+			w.closes.stop()
 			return
 		}
 		for q := w.take(); len(q) > 0; q = w.take() {
@@ -99,9 +104,11 @@ func (sh *shard) kick() {
 	}
 }
 
-// add registers st with the shard and queues a pass for the frames added since st
-// subscribed. A stream added to a stopped topic is closed: Hub.Close may have closed the
-// topic's streams before it was added.
+// add registers st with the shard and queues a pass if frames were added since st
+// subscribed, or it ended: a stream that has read the whole log waits for the next
+// frame, whose pass it is in, so that a crowd of clients joining at once does not make
+// a pass over all the shard's streams each. A stream added to a stopped topic is closed:
+// Hub.Close may have closed the topic's streams before it was added.
 func (sh *shard) add(st *stream) {
 	sh.mu.Lock()
 	sh.streams = append(sh.streams, st)
@@ -112,8 +119,25 @@ func (sh *shard) add(st *stream) {
 	}
 	if st.state.Load() == stateClosed {
 		sh.dirty.Store(true) // it ended before it was added
+		sh.kick()
+		return
 	}
-	sh.kick()
+	if st.behind() {
+		sh.kick()
+	}
+}
+
+// behind reports whether frames were added to the log that st has not read. A frame
+// added after st is counted in its shard's n kicks the shard itself: the check is made
+// after, under t.mu, which frames are added under, and under st.mu, which a pass that
+// already writes to st holds.
+func (st *stream) behind() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	t := st.sub.t
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return st.sub.next != t.head
 }
 
 // pass writes to each stream of the shard the frames added to the log since it last

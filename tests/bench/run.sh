@@ -2,11 +2,13 @@
 # Benchmark poll_sse against Nchan and a plain Go SSE broadcaster on this machine.
 #
 #   tests/bench/run.sh [--counts 1000,5000,10000] [--runs 3] [--quick] [--rev REV]
-#                      [--out FILE] [--pprof FILE] [-- harness flags...]
+#                      [--out FILE] [--pprof FILE] [--scenarios LIST] [--storm N]
+#                      [-- harness flags...]
 #
 # Environment: BENCH_COUNTS, BENCH_RUNS, BENCH_QUICK=1 (counts 200,500, one short run),
 # BENCH_REV (build Caddy from this git revision instead of the working tree), BENCH_OUT,
-# BENCH_PPROF. It installs nginx-light and libnginx-mod-nchan from Debian when missing,
+# BENCH_PPROF, BENCH_SCENARIOS (fanout,continuous,slow,storm; default all but storm),
+# BENCH_STORM (subscribers in the reconnect storm, which --storm adds). It installs nginx-light and libnginx-mod-nchan from Debian when missing,
 # builds everything into a temporary directory, runs the harness and prints the report.
 set -euo pipefail
 
@@ -17,8 +19,10 @@ QUICK=${BENCH_QUICK:-0}
 REV=${BENCH_REV:-}
 OUT=${BENCH_OUT:-}
 PPROF=${BENCH_PPROF:-}
+SCENARIOS=${BENCH_SCENARIOS:-fanout,continuous,slow}
+STORM=${BENCH_STORM:-}
 COMMAND="tests/bench/run.sh $*"
-for v in BENCH_COUNTS BENCH_RUNS BENCH_QUICK BENCH_REV BENCH_OUT BENCH_PPROF; do
+for v in BENCH_COUNTS BENCH_RUNS BENCH_QUICK BENCH_REV BENCH_OUT BENCH_PPROF BENCH_SCENARIOS BENCH_STORM; do
 	[ -z "${!v:-}" ] || COMMAND="$v=${!v} $COMMAND"
 done
 EXTRA=()
@@ -31,17 +35,24 @@ while [ $# -gt 0 ]; do
 	--rev) REV=$2; shift 2 ;;
 	--out) OUT=$2; shift 2 ;;
 	--pprof) PPROF=$2; shift 2 ;;
+	--scenarios) SCENARIOS=$2; shift 2 ;;
+	--storm) STORM=$2; shift 2 ;;
 	--) shift; EXTRA=("$@"); break ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
 
+if [ -n "$STORM" ]; then
+	case ",$SCENARIOS," in *,storm,*) ;; *) SCENARIOS="$SCENARIOS,storm" ;; esac
+fi
 if [ "$QUICK" = 1 ]; then
 	COUNTS=${BENCH_COUNTS:-200,500}
 	RUNS=1
+	STORM=${STORM:-500}
 	EXTRA=(-changes 5 -trial-changes 3 -settle 1s -idle-window 2s -cont-subs 200 -cont-changes 50
 		-slow-subs 200 -slow-before 10 -slow-changes 150 "${EXTRA[@]}")
 fi
+[ -z "$STORM" ] || EXTRA=(-storm-subs "$STORM" "${EXTRA[@]}")
 [ -n "$OUT" ] || OUT="$ROOT/tests/bench/results-$(date +%Y%m%d-%H%M%S).txt"
 
 TMP=$(mktemp -d /tmp/pollsse-bench.XXXXXX)
@@ -132,7 +143,7 @@ ulimit -n "$(ulimit -Hn)"
 
 TMPDIR="$TMP" "$TMP/harness" -caddy "$TMP/caddy" -nginx "$(command -v nginx)" -nchan-module "$MODULE" \
 	-baseline "$TMP/baseline" -counts "$COUNTS" -runs "$RUNS" -out "$OUT" \
-	${PPROF:+-pprof "$PPROF"} -pidfile "$TMP/pids" -label "$LABEL" -command "$COMMAND" \
+	-scenarios "$SCENARIOS" ${PPROF:+-pprof "$PPROF"} -pidfile "$TMP/pids" -label "$LABEL" -command "$COMMAND" \
 	"${EXTRA[@]}" &
 HPID=$!
 rc=0

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"strings"
 	"sync"
@@ -31,6 +32,8 @@ type SubOptions struct {
 	LastID string        // sent as Last-Event-ID when not empty
 	RcvBuf int           // SO_RCVBUF before connecting, when positive
 	Stall  chan struct{} // when not nil, reading stops once ready until it is closed
+	Query  string        // appended to the path, e.g. "?format=merge_patch"
+	IDs    bool          // keep the event id each seq arrived with (see Sub.IDs)
 }
 
 // Pool is a set of raw-TCP SSE subscribers of one server.
@@ -64,6 +67,7 @@ type Sub struct {
 	dead    bool
 	endErr  error
 	lastID  string
+	ids     map[int64]string // with SubOptions.IDs: the id of the event that brought each seq
 }
 
 // NewPool prepares subscribers of http://addr<path>.
@@ -74,16 +78,21 @@ func NewPool(addr, path string, snapshot bool) *Pool {
 // Connect opens n subscribers with at most inFlight connecting at once, and waits until
 // each is ready (headers read, and the snapshot when the server sends one) or failed.
 func (p *Pool) Connect(n, inFlight int, opt SubOptions, timeout time.Duration) error {
+	return p.ConnectEach(n, inFlight, func(int) SubOptions { return opt }, timeout)
+}
+
+// ConnectEach is Connect with subscriber i connecting with options opt(i).
+func (p *Pool) ConnectEach(n, inFlight int, opt func(i int) SubOptions, timeout time.Duration) error {
 	sem := make(chan struct{}, inFlight)
 	results := make(chan error, n)
 	deadline := time.After(timeout)
-	for range n {
+	for i := range n {
 		select {
 		case sem <- struct{}{}:
 		case <-deadline:
 			return fmt.Errorf("connecting %d subscribers to %s: timed out after %v", n, p.addr, timeout)
 		}
-		s := &Sub{pool: p, opt: opt, lastSeq: -1}
+		s := &Sub{pool: p, opt: opt(i), lastSeq: -1}
 		p.subs = append(p.subs, s)
 		p.wg.Add(1)
 		go s.run(func(err error) { <-sem; results <- err })
@@ -181,6 +190,13 @@ func (s *Sub) Recs() []Rec {
 	return append([]Rec(nil), s.recs...)
 }
 
+// IDs returns the event id each seq arrived with, for a subscriber with SubOptions.IDs.
+func (s *Sub) IDs() map[int64]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.ids)
+}
+
 // State returns s's newest seq, whether its connection ended, why, and its last event id.
 func (s *Sub) State() (lastSeq int64, dead bool, err error, lastID string) {
 	s.mu.Lock()
@@ -232,7 +248,7 @@ func (s *Sub) open() (*Body, error) {
 	s.conn = conn
 	s.mu.Unlock()
 	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	req := "GET " + s.pool.path + " HTTP/1.1\r\nHost: " + s.pool.addr + "\r\nAccept: text/event-stream\r\n"
+	req := "GET " + s.pool.path + s.opt.Query + " HTTP/1.1\r\nHost: " + s.pool.addr + "\r\nAccept: text/event-stream\r\n"
 	if s.opt.LastID != "" {
 		req += "Last-Event-ID: " + s.opt.LastID + "\r\n"
 	}
@@ -304,6 +320,12 @@ func (s *Sub) onEvent(e Event) {
 	}
 	if s.opt.Stall != nil || s.opt.LastID != "" {
 		s.lastID = s.p.LastID()
+	}
+	if s.opt.IDs {
+		if s.ids == nil {
+			s.ids = map[int64]string{}
+		}
+		s.ids[e.Seq] = s.p.LastID()
 	}
 	s.mu.Unlock()
 	if newer && e.Seq < maxSeq {

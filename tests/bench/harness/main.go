@@ -32,17 +32,22 @@ type Config struct {
 	Label        string
 	PidFile      string
 
-	Changes      int // paced changes per subscriber count
-	TrialChanges int // paced changes of each Nchan worker trial
-	MaxChanges   int // bound on paced changes while a profile is taken
-	ContSubs     int
-	ContChanges  int
-	SlowSubs     int
-	SlowBefore   int // large changes before the stalled subscriber joins
-	SlowChanges  int // large changes while it reads nothing
-	SlowPad      int // bytes of pad in each large change
-	SlowRcvBuf   int // the stalled subscriber's SO_RCVBUF
-	InFlight     int // subscribers connecting at once
+	Changes       int // paced changes per subscriber count
+	TrialChanges  int // paced changes of each Nchan worker trial
+	MaxChanges    int // bound on paced changes while a profile is taken
+	ContSubs      int
+	ContChanges   int
+	SlowSubs      int
+	SlowBefore    int // large changes before the stalled subscriber joins
+	SlowChanges   int // large changes while it reads nothing
+	SlowPad       int // bytes of pad in each large change
+	SlowRcvBuf    int // the stalled subscriber's SO_RCVBUF
+	InFlight      int // subscribers connecting at once
+	Scenarios     []string
+	StormSubs     int // subscribers that drop and reconnect at once
+	StormChanges  int // changes they are spread over
+	StormDoc      int // poll_sse's document size in the storm, bytes
+	StormInFlight int // storm reconnects at once; 0 for all
 
 	Interval       time.Duration
 	Settle         time.Duration
@@ -54,7 +59,7 @@ type Config struct {
 
 func parseFlags() (Config, error) {
 	var c Config
-	var servers, counts string
+	var servers, counts, scenarios string
 	flag.StringVar(&c.Caddy, "caddy", "", "path of the Caddy binary built with poll_sse")
 	flag.StringVar(&c.Nginx, "nginx", "/usr/sbin/nginx", "path of nginx")
 	flag.StringVar(&c.NchanModule, "nchan-module", "/usr/lib/nginx/modules/ngx_nchan_module.so", "path of the Nchan module")
@@ -63,7 +68,7 @@ func parseFlags() (Config, error) {
 	flag.StringVar(&counts, "counts", "1000,5000,10000", "subscriber counts")
 	flag.IntVar(&c.Runs, "runs", 3, "runs; tables show medians")
 	flag.StringVar(&c.Out, "out", "", "also write the report to this file")
-	flag.StringVar(&c.Pprof, "pprof", "", "save a CPU profile of Caddy during the largest time-to-last run here")
+	flag.StringVar(&c.Pprof, "pprof", "", "save a CPU profile of Caddy during the largest time-to-last run here, or, without fanout, during the storm")
 	flag.IntVar(&c.PprofSeconds, "pprof-seconds", 5, "length of the CPU profile")
 	flag.StringVar(&c.NchanWorkers, "nchan-workers", "", "Nchan worker_processes; empty tries 1 and auto and keeps the faster")
 	flag.StringVar(&c.Command, "command", "", "the command line to print in the report")
@@ -80,6 +85,11 @@ func parseFlags() (Config, error) {
 	flag.IntVar(&c.SlowPad, "slow-pad", 32<<10, "pad bytes of each large change")
 	flag.IntVar(&c.SlowRcvBuf, "slow-rcvbuf", 4096, "SO_RCVBUF of the stalled subscriber")
 	flag.IntVar(&c.InFlight, "in-flight", 500, "subscribers connecting at once")
+	flag.StringVar(&scenarios, "scenarios", "fanout,continuous,slow", "scenarios to run: fanout, continuous, slow, storm")
+	flag.IntVar(&c.StormSubs, "storm-subs", 10000, "subscribers reconnecting at once in the storm")
+	flag.IntVar(&c.StormChanges, "storm-changes", 10, "versions the storm's subscribers resume from (Nchan keeps 10 messages by default)")
+	flag.IntVar(&c.StormDoc, "storm-doc", 1024, "poll_sse's document size in the storm, bytes")
+	flag.IntVar(&c.StormInFlight, "storm-in-flight", 0, "storm reconnects in flight at once; 0 for all")
 	flag.DurationVar(&c.Interval, "interval", time.Second, "poll_sse poll interval")
 	flag.DurationVar(&c.Settle, "settle", 2*time.Second, "wait after connecting before measuring memory")
 	flag.DurationVar(&c.IdleWindow, "idle-window", 5*time.Second, "window over which upstream requests are counted")
@@ -88,6 +98,7 @@ func parseFlags() (Config, error) {
 	flag.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "bound on the stalled subscriber catching up")
 	flag.Parse()
 	c.Servers = strings.Split(servers, ",")
+	c.Scenarios = strings.Split(scenarios, ",")
 	for _, s := range strings.Split(counts, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
@@ -115,6 +126,14 @@ func (c *Config) check() error {
 		if _, err := os.Stat(c.NchanModule); err != nil {
 			return fmt.Errorf("nchan module: %v", err)
 		}
+	}
+	for _, s := range c.Scenarios {
+		if !slices.Contains([]string{"fanout", "continuous", "slow", "storm"}, s) {
+			return fmt.Errorf("unknown scenario %q", s)
+		}
+	}
+	if c.StormChanges < 1 || c.StormSubs < 1 {
+		return fmt.Errorf("storm-subs and storm-changes must be positive")
 	}
 	if c.Runs < 1 || c.Changes < 1 || c.SlowSubs < 2 || c.ContSubs < 1 || c.ContChanges < 1 {
 		return fmt.Errorf("runs, changes and subscriber counts must be positive (slow-subs at least 2)")
@@ -209,32 +228,67 @@ func (h *Harness) Run(i int) (RunResult, error) {
 	var res RunResult
 	largest := slices.Max(h.cfg.Counts)
 	for _, name := range h.cfg.Servers {
-		for _, n := range h.cfg.Counts {
-			h.logf("run %d: %s fan-out at %d", i+1, name, n)
-			profile := h.cfg.Pprof != "" && i == 0 && name == PollSSE && n == largest
-			r, err := h.Fanout(name, n, h.cfg.Changes, profile)
-			if err != nil {
-				return res, err
-			}
-			h.logf("  connected %d, %.2f KiB/sub, ttf %.1f ms, ttl %.1f ms, cpu %.1f ms/change", r.Connected, r.RSSPerSubKiB, r.TTF50, r.TTL50, r.CPUPerChange)
-			res.Fanout = append(res.Fanout, r)
+		if err := h.runServer(i, name, largest, &res); err != nil {
+			return res, err
 		}
+	}
+	return res, nil
+}
+
+// has reports whether the scenario is to run.
+func (h *Harness) has(scenario string) bool { return slices.Contains(h.cfg.Scenarios, scenario) }
+
+// runServer runs the chosen scenarios against the named server.
+func (h *Harness) runServer(i int, name string, largest int, res *RunResult) error {
+	if h.has("fanout") {
+		if err := h.runFanout(i, name, largest, res); err != nil {
+			return err
+		}
+	}
+	if h.has("continuous") {
 		h.logf("run %d: %s continuous load", i+1, name)
 		c, err := h.Continuous(name)
 		if err != nil {
-			return res, err
+			return err
 		}
 		h.logf("  %.0f deliveries/s, lost %.2f/sub, p50 %.1f ms, p99 %.1f ms", c.DeliveriesSec, c.LostPerSub, c.P50, c.P99)
 		res.Cont = append(res.Cont, c)
+	}
+	if h.has("slow") {
 		h.logf("run %d: %s slow subscriber", i+1, name)
 		s, err := h.Slow(name)
 		if err != nil {
-			return res, err
+			return err
 		}
 		h.logf("  p50/p99 without %.1f/%.1f, with %.1f/%.1f ms; converged %v: %s", s.Without[0], s.Without[1], s.With[0], s.With[1], s.Converged, s.How)
 		res.Slow = append(res.Slow, s)
 	}
-	return res, nil
+	if h.has("storm") && name != Baseline {
+		h.logf("run %d: %s reconnect storm of %d", i+1, name, h.cfg.StormSubs)
+		s, err := h.Storm(name)
+		if err != nil {
+			return err
+		}
+		h.logf("  %d of %d caught up, last %.1f ms, p50 %.1f ms, %.0f µs CPU/resume, %v computed for %d (format, id)",
+			s.Converged, s.N, s.LastMS, s.P50MS, s.CPUPerRes, s.Computed, s.Distinct)
+		res.Storm = append(res.Storm, s)
+	}
+	return nil
+}
+
+// runFanout measures fan-out at every count.
+func (h *Harness) runFanout(i int, name string, largest int, res *RunResult) error {
+	for _, n := range h.cfg.Counts {
+		h.logf("run %d: %s fan-out at %d", i+1, name, n)
+		profile := h.cfg.Pprof != "" && i == 0 && name == PollSSE && n == largest
+		r, err := h.Fanout(name, n, h.cfg.Changes, profile)
+		if err != nil {
+			return err
+		}
+		h.logf("  connected %d, %.2f KiB/sub, ttf %.1f ms, ttl %.1f ms, cpu %.1f ms/change", r.Connected, r.RSSPerSubKiB, r.TTF50, r.TTL50, r.CPUPerChange)
+		res.Fanout = append(res.Fanout, r)
+	}
+	return nil
 }
 
 // report prints the tables and writes them to cfg.Out.

@@ -23,12 +23,23 @@ func writeReport(b *strings.Builder, h *Harness, runs []RunResult, started time.
 	fmt.Fprintf(b, "peers:    %s, nchan %s; Nchan worker_processes %s%s\n", nginxVersion(cfg.Nginx), nchanVersion(), h.nchan.Workers, trialNote(h.nchan))
 	fmt.Fprintf(b, "settings: %d run(s), medians shown; poll_sse interval %v, poke; %d paced changes per N; settle %v\n\n",
 		len(runs), cfg.Interval, cfg.Changes, cfg.Settle)
-	writeFanout(b, runs)
-	writeFraming(b, runs)
-	writeUpstream(b, runs, cfg)
-	writeContinuous(b, runs, cfg)
-	writeSlow(b, runs, cfg)
-	writePerRun(b, runs)
+	if h.has("fanout") {
+		writeFanout(b, runs)
+		writeFraming(b, runs)
+		writeUpstream(b, runs, cfg)
+	}
+	if h.has("continuous") {
+		writeContinuous(b, runs, cfg)
+	}
+	if h.has("slow") {
+		writeSlow(b, runs, cfg)
+	}
+	if h.has("storm") {
+		writeStorm(b, runs, cfg)
+	}
+	if h.has("fanout") {
+		writePerRun(b, runs)
+	}
 }
 
 // trialNote says what the Nchan worker trial measured.

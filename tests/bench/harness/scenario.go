@@ -78,6 +78,7 @@ type RunResult struct {
 	Fanout []FanoutResult
 	Cont   []ContResult
 	Slow   []SlowResult
+	Storm  []StormResult
 }
 
 // logf reports progress.
