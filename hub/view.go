@@ -106,11 +106,8 @@ func (s *ViewSource) Loop() Source { return s.loop.source }
 func (vs *viewSet) add(t *Topic, s *ViewSource, loop *Topic) <-chan struct{} {
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
-	if vs.done == nil {
-		vs.done = make(chan struct{})
-	}
 	if vs.closed {
-		return vs.done
+		return vs.doneLocked()
 	}
 	if vs.views == nil {
 		vs.views = make(map[*Topic]*ViewSource)
@@ -122,6 +119,15 @@ func (vs *viewSet) add(t *Topic, s *ViewSource, loop *Topic) <-chan struct{} {
 	}
 	if !st.OK {
 		t.Fail(st.Code, st.Reason)
+	}
+	return vs.doneLocked()
+}
+
+// doneLocked returns the channel closed when the loop stops, made on first use. vs.mu is
+// held.
+func (vs *viewSet) doneLocked() chan struct{} {
+	if vs.done == nil {
+		vs.done = make(chan struct{})
 	}
 	return vs.done
 }
@@ -140,10 +146,7 @@ func (vs *viewSet) close() {
 		return
 	}
 	vs.closed = true
-	if vs.done == nil {
-		vs.done = make(chan struct{})
-	}
-	close(vs.done)
+	close(vs.doneLocked())
 }
 
 // publish feeds the loop's new version v to every view.
@@ -180,11 +183,11 @@ func (s *ViewSource) publish(t *Topic, v *diff.Version, rows *diff.RowIndex) {
 	ch, changed, err := s.view.Update(v, rows)
 	was := s.bad
 	s.bad = ""
-	if err != nil {
+	switch {
+	case errors.Is(err, diff.ErrSelect):
 		s.bad = failReason(err)
-		if !errors.Is(err, diff.ErrSelect) {
-			s.bad = err.Error()
-		}
+	case err != nil:
+		s.bad = err.Error()
 	}
 	if s.bad != was || changed {
 		s.health(t) // a view that is fine and unchanged costs no lock of its topic
