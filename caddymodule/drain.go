@@ -137,23 +137,35 @@ func (h *Handler) drainLive() {
 // drain drains subs over the handler's drain window, and returns how many it scheduled.
 // Until the window has passed, an exit ends them at once.
 func (h *Handler) drain(subs []*hub.Subscription) int {
-	window := h.drainWindow()
+	return drainFor(h, subs, h.drainWindow())
+}
+
+// streamEnder ends at once every stream it writes through the ResponseWriter: a poll_sse
+// handler, or a poll_sse_mux.
+type streamEnder interface{ endAll() }
+
+// endAll ends the handler's streams at once.
+func (h *Handler) endAll() { h.endStreams() }
+
+// drainFor drains subs, written by e, over window, and returns how many it scheduled.
+// Until the window has passed, an exit ends them at once.
+func drainFor(e streamEnder, subs []*hub.Subscription, window time.Duration) int {
 	n := hub.Drain(subs, window)
 	if n > 0 {
-		draining.addHandler(h)
-		time.AfterFunc(window, func() { draining.removeHandler(h) })
+		draining.addHandler(e)
+		time.AfterFunc(window, func() { draining.removeHandler(e) })
 	}
 	return n
 }
 
 // draining holds what is being drained in the process, so that an exit ends it at once:
-// handlers whose retired server still has streams, and hubs of routes that a reload
-// changed or removed.
-var draining = &drainSet{handlers: make(map[*Handler]int), hubs: make(map[*hub.Hub]pooledHub)}
+// handlers and muxes whose retired server still has streams, and hubs of routes that a
+// reload changed or removed.
+var draining = &drainSet{handlers: make(map[streamEnder]int), hubs: make(map[*hub.Hub]pooledHub)}
 
 type drainSet struct {
 	mu       sync.Mutex
-	handlers map[*Handler]int // the drains of each handler in progress
+	handlers map[streamEnder]int // the drains of each handler or mux in progress
 	hubs     map[*hub.Hub]pooledHub
 	watching bool // watchExit runs
 }
@@ -193,7 +205,7 @@ func (d *drainSet) watchLocked() {
 	}
 }
 
-func (d *drainSet) addHandler(h *Handler) {
+func (d *drainSet) addHandler(h streamEnder) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.handlers[h]++
@@ -201,13 +213,13 @@ func (d *drainSet) addHandler(h *Handler) {
 }
 
 // holds reports whether h has a drain in progress.
-func (d *drainSet) holds(h *Handler) bool {
+func (d *drainSet) holds(h streamEnder) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.handlers[h] > 0
 }
 
-func (d *drainSet) removeHandler(h *Handler) {
+func (d *drainSet) removeHandler(h streamEnder) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.handlers[h]--; d.handlers[h] <= 0 {
@@ -242,13 +254,13 @@ func (d *drainSet) retiredHubs() []pooledHub {
 // endAll ends every drain at once.
 func (d *drainSet) endAll() {
 	d.mu.Lock()
-	handlers := make([]*Handler, 0, len(d.handlers))
+	handlers := make([]streamEnder, 0, len(d.handlers))
 	for h := range d.handlers {
 		handlers = append(handlers, h)
 	}
 	d.mu.Unlock()
 	for _, h := range handlers {
-		h.endStreams()
+		h.endAll()
 	}
 	for _, p := range d.retiredHubs() {
 		p.closeAll()

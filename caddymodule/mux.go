@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"regexp"
 	"sync"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -73,31 +72,14 @@ func (m *Mux) Provision(ctx caddy.Context) error {
 // exit, then or during the drain, ends every connection at once.
 func (m *Mux) serverRetiring() {
 	if caddy.Exiting() {
-		m.end()
+		m.endAll()
 		return
 	}
-	if hub.Drain(m.live.retire(), defaultDrain) > 0 {
-		go m.endOnExit(defaultDrain)
-	}
+	drainFor(m, m.live.retire(), defaultDrain)
 }
 
-// endOnExit ends every connection at once if the process exits within window.
-func (m *Mux) endOnExit(window time.Duration) {
-	tick := time.NewTicker(exitPoll)
-	defer tick.Stop()
-	until := time.After(window)
-	for {
-		select {
-		case <-tick.C:
-			if caddy.Exiting() {
-				m.end()
-				return
-			}
-		case <-until:
-			return
-		}
-	}
-}
+// endAll ends every connection of the mux at once.
+func (m *Mux) endAll() { m.end() }
 
 // track records the streams of a connection for a drain, and drains them at once when
 // the server is retired already; the returned function forgets them.
@@ -113,7 +95,7 @@ func (m *Mux) track(subs []*muxSub) func() {
 		retired = m.live.add(s) || retired
 	}
 	if retired {
-		hub.Drain(all, defaultDrain)
+		drainFor(m, all, defaultDrain)
 	}
 	return func() {
 		for _, s := range all {
