@@ -73,6 +73,14 @@ var fuzzSeeds = []struct{ path, block, target, accept string }{
 	{"/state.json", "store redis 10.0.0.1:6379 {\n username u\n password {env.PW}\n db 1\n tls\n prefix p:\n lease_ttl 500us\n }", "/", ""},
 	{"/state.json", "store memory", "/?last_event_id=abc", "text/event-stream"},
 	{"/state.json", "timeout 10m\n interval 24h\n max_body 1GiB", "/", "application/json;q=0, text/event-stream"},
+	{"/state.json", "drain 50ms\n max_loops_per_client 0", "/", "text/event-stream"},
+	{"/state.json", "store redis 127.0.0.1:1 127.0.0.1:2 127.0.0.1:2 {\n db 1\n }", "/", ""},
+	{"/state.json", "store redis 127.0.0.1:1 {\n sentinel m 127.0.0.1:2\n cluster\n prefix {x}\n }", "/", ""},
+	{"/state.json", "transport http {\n versions h2c 3\n tls_server_name {http.request.host}\n dial_timeout 1s\n }", "/", ""},
+	{"/state.json", "dial unix//tmp/none.sock\n transport http {\n forward_proxy_url http://127.0.0.1:1\n }", "/", "application/json"},
+	{"/state.json", "oauth2 {\n token_url http://127.0.0.1:1/token\n client_id {env.NONE}\n client_secret s\n scopes a b\n }", "/", "application/json"},
+	{"/state.json", "client_select /items/* /meta\n filter /items id {http.request.header.X-User}\n expires {http.request.header.X-Exp}", "/?select=/items/0", "text/event-stream"},
+	{"/state.json", "filter /items/* id user-{http.request.host}\n client_select /items/*/v", "/?select=/meta&select=/x", "application/json"},
 }
 
 // quietLogs sends what the development loggers of test configs write to os.Stderr
