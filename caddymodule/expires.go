@@ -23,7 +23,7 @@ var errExpired = errors.New("expires: the request's access has expired or carrie
 
 // withExpiry returns r with the moment its stream must end, from the route's expires
 // placeholder, in its context: the request context ends then, and so does a stream handed
-// over to the hub (see handoverContext). A value that is missing, unreadable or not in the
+// over to the hub (see expiryOf). A value that is missing, unreadable or not in the
 // future is a 401 error, and release is nil.
 func (h *Handler) withExpiry(r *http.Request) (*http.Request, context.CancelFunc, error) {
 	if h.Expires == "" {
@@ -58,15 +58,8 @@ func parseExpiry(v string) (time.Time, error) {
 	return time.Unix(int64(whole), int64(frac*1e9)), nil
 }
 
-// handoverContext is the context of a stream the hub serves for r: the stream belongs
-// to the hub, which outlives this config when a reload keeps the route (see drain.go),
-// so it ends only when r's access expires, if it does.
-func (h *Handler) handoverContext(r *http.Request) context.Context {
-	at, ok := r.Context().Value(expiryKey{}).(time.Time)
-	if !ok {
-		return context.Background()
-	}
-	ctx, cancel := context.WithDeadline(context.Background(), at)
-	context.AfterFunc(ctx, cancel) // its timer goes when it ends, at the latest at expiry
-	return ctx
+// expiryOf returns when r's access expires: zero when the route has no expires.
+func expiryOf(r *http.Request) time.Time {
+	at, _ := r.Context().Value(expiryKey{}).(time.Time)
+	return at
 }

@@ -93,7 +93,7 @@ func (h *Handler) pump(ctx context.Context, w http.ResponseWriter, r *http.Reque
 				// From here on the stream belongs to the hub, which outlives this
 				// config when a reload keeps the route (see drain.go).
 				h.live.remove(sub)
-				sub.Serve(h.handoverContext(r), conn)
+				sub.ServeUntil(context.Background(), conn, expiryOf(r))
 				return true
 			}
 		}

@@ -47,12 +47,21 @@ const (
 // written the response header, and may have read frames with Next; frames not read yet
 // are written before Serve returns. The caller must not use conn or s again.
 func (s *Subscription) Serve(ctx context.Context, conn net.Conn) {
+	s.ServeUntil(ctx, conn, time.Time{})
+}
+
+// ServeUntil is Serve that also ends the stream at the time end, unless end is zero: when
+// the client's access expires. The stream's own timer goes with the stream.
+func (s *Subscription) ServeUntil(ctx context.Context, conn net.Conn, end time.Time) {
 	h := s.t.hub
 	st := &stream{sub: s, conn: conn, fd: socketFD(conn), timeout: h.cfg.WriteTimeout}
-	if d := s.limits.Lifetime(); d > 0 {
-		st.ctx, st.cancel = context.WithTimeout(ctx, d)
-	} else {
+	if d := s.limits.Lifetime(); d > 0 && (end.IsZero() || time.Now().Add(d).Before(end)) {
+		end = time.Now().Add(d)
+	}
+	if end.IsZero() {
 		st.ctx, st.cancel = context.WithCancel(ctx)
+	} else {
+		st.ctx, st.cancel = context.WithDeadline(ctx, end)
 	}
 	context.AfterFunc(st.ctx, st.close)
 	if !s.onDrain(st.close) {
