@@ -39,9 +39,7 @@ func TestCaddyfileAdapt(t *testing.T) {
 // TestCaddyfileErrors checks that bad subdirectives are errors naming the file and line.
 func TestCaddyfileErrors(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name, body, want, at string
-	}{
+	tests := []caddyfileError{
 		{"unknown subdirective", "poll_sse http://127.0.0.1/x {\n\tintervall 1s\n}", `unknown subdirective "intervall"`, "at Caddyfile:3"},
 		{"malformed duration", "poll_sse http://127.0.0.1/x {\n\tinterval soon\n}", "interval:", "at Caddyfile:3"},
 		{"zero duration", "poll_sse http://127.0.0.1/x {\n\tlinger 0\n}", `linger: "0" must be positive`, "at Caddyfile:3"},
@@ -67,6 +65,16 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"name without label", "poll_sse http://127.0.0.1/x {\n\tname\n}", "wrong argument count", "at Caddyfile:3"},
 		{"array_key outside select", "poll_sse http://127.0.0.1/x {\n\tselect /data\n\tarray_key /items id\n}", `array_key "/items" lies outside select "/data"`, "at Caddyfile:4"},
 	}
+	checkCaddyfileErrors(t, tests)
+}
+
+// caddyfileError is a Caddyfile site body that must fail to adapt with an error holding
+// want and ending with at, the file and line.
+type caddyfileError struct{ name, body, want, at string }
+
+// checkCaddyfileErrors adapts each case's body under ":8080" and checks its error.
+func checkCaddyfileErrors(t *testing.T, tests []caddyfileError) {
+	t.Helper()
 	adapter := caddyconfig.GetAdapter("caddyfile")
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 )
 
 // TestTransportCaddyfileErrors checks that a transport, dial or oauth2 block that polling
@@ -20,9 +18,7 @@ func TestTransportCaddyfileErrors(t *testing.T) {
 	block := func(lines ...string) string {
 		return "poll_sse https://127.0.0.1/x {\n\t" + strings.Join(lines, "\n\t") + "\n}"
 	}
-	tests := []struct {
-		name, body, want, at string
-	}{
+	tests := []caddyfileError{
 		{"unknown transport subdirective", block("transport http {", "\ttls_trust_me", "}"), `unrecognized subdirective tls_trust_me`, "at Caddyfile:4"},
 		{"other transport", block("transport fastcgi {", "}"), `transport: "fastcgi" is not supported; the only transport is http`, "at Caddyfile:3"},
 		{"transport without protocol", block("transport"), "wrong argument count", "at Caddyfile:3"},
@@ -44,17 +40,7 @@ func TestTransportCaddyfileErrors(t *testing.T) {
 		{"oauth2 scopes empty", block("oauth2 {", "\tscopes", "}"), "wrong argument count", "at Caddyfile:4"},
 		{"two oauth2", block("oauth2 {", "\ttoken_url https://idp/t", "\tclient_id a", "\tclient_secret b", "}", "oauth2 {", "}"), "oauth2: given twice", "at Caddyfile:8"},
 	}
-	adapter := caddyconfig.GetAdapter("caddyfile")
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			body := ":8080\n" + tc.body + "\n"
-			_, _, err := adapter.Adapt([]byte(body), map[string]any{"filename": "Caddyfile"})
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasSuffix(err.Error(), tc.at) {
-				t.Fatalf("error %v; want %q %s", err, tc.want, tc.at)
-			}
-		})
-	}
+	checkCaddyfileErrors(t, tests)
 }
 
 // TestTransportProvisionErrors checks the JSON configs that the Caddyfile cannot express
