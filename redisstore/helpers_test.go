@@ -170,10 +170,16 @@ func (c *client) apply(m sse.Message) error {
 	return nil
 }
 
-// waitDoc reads until the client holds want.
+// waitDoc reads until the client holds want, for at most 10 s.
 func (c *client) waitDoc(t *testing.T, want string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	c.waitDocWithin(t, want, 10*time.Second)
+}
+
+// waitDocWithin reads until the client holds want, for at most d.
+func (c *client) waitDocWithin(t *testing.T, want string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !c.holds(want) {
 		if err := c.read(time.Until(deadline)); err != nil {
 			t.Fatalf("waiting for %s (have %s): %v", want, c.doc, err)

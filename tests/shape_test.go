@@ -136,7 +136,30 @@ func TestReloadWithNewSelect(t *testing.T) {
 	if err != nil || status != http.StatusOK {
 		t.Fatalf("POST /load: status %d, %v: %s", status, err, body)
 	}
+	waitAnswering(t, caddy)
 	after := dialSSE(t, caddy.url(""), withDocument(c.doc, c.lastID), withLastEventID(c.lastID))
 	after.waitFor([]byte(`{"v":"B"}`), shapeWait)
 	checkJSONGet(t, caddy, []byte(`{"v":"B"}`))
+}
+
+// waitAnswering waits until the site answers a JSON GET on a new connection. A request
+// that reaches the config a reload is replacing is dropped so that the client retries,
+// as a browser does; this retries until the new config answers.
+func waitAnswering(t *testing.T, caddy *caddyProc) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tr := &http.Transport{DisableKeepAlives: true}
+		req, _ := http.NewRequest(http.MethodGet, caddy.url(""), nil)
+		req.Header.Set("Accept", "application/json")
+		resp, err := (&http.Client{Transport: tr, Timeout: 2 * time.Second}).Do(req)
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the site did not answer after the reload: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
