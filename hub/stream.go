@@ -1,11 +1,13 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"os"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,15 +15,17 @@ import (
 	"go.uber.org/zap"
 )
 
-// A stream is a client connection handed to the hub with Serve. While it keeps up, the
-// shared writers write to it without blocking and it holds no goroutine: its writer's
+// A stream is a client connection handed to the hub with Serve, or with ServeMulti when
+// it carries several subscriptions (see multistream.go). While it keeps up, the shared
+// writers write to it without blocking and it holds no goroutine: its first writer's
 // close watch notices the client leave. When the client's socket is full, the stream drains the rest
 // in a goroutine of its own, catching up from the log (several frames in one write, or one
 // catch-up once it fell out of the log), and returns to the shared writers when it has
 // caught up.
 type stream struct {
-	sub     *Subscription
-	shard   *shard // nil for a stream with a goroutine of its own
+	legs    []*leg  // the subscriptions it carries, in the order the client asked for them
+	rewrite Rewrite // nil: frames go as they are
+	onClose func()  // called once the stream has ended; nil for none
 	conn    net.Conn
 	fd      int             // the socket, written without blocking; -1 when it cannot be
 	timeout time.Duration   // a blocking write's deadline
@@ -32,6 +36,15 @@ type stream struct {
 	state      atomic.Int32
 	out        net.Buffers // frames accepted for the client and not yet written
 	watchToken uint64      // the socket's registration with its writer's close watch; 0 if none
+}
+
+// A leg is one subscription of a stream, registered with a shard of its topic: the
+// shard's passes write its frames, each frame of a topic to every leg in one pass.
+type leg struct {
+	st    *stream
+	i     int // its index among the stream's legs, as Rewrite is told
+	sub   *Subscription
+	shard *shard // nil for a stream with a goroutine of its own
 }
 
 // Stream states.
@@ -53,10 +66,19 @@ func (s *Subscription) Serve(ctx context.Context, conn net.Conn) {
 // ServeUntil is Serve that also ends the stream at the time end, unless end is zero: when
 // the client's access expires. The stream's own timer goes with the stream.
 func (s *Subscription) ServeUntil(ctx context.Context, conn net.Conn, end time.Time) {
-	h := s.t.hub
-	st := &stream{sub: s, conn: conn, fd: socketFD(conn), timeout: h.cfg.WriteTimeout}
-	if d := s.limits.Lifetime(); d > 0 && (end.IsZero() || time.Now().Add(d).Before(end)) {
-		end = time.Now().Add(d)
+	serve(ctx, conn, Multi{Subs: []*Subscription{s}, Until: end})
+}
+
+// serve hands conn to the hub for the subscriptions of m: see Serve and ServeMulti.
+func serve(ctx context.Context, conn net.Conn, m Multi) {
+	st := &stream{conn: conn, fd: socketFD(conn), rewrite: m.Rewrite, onClose: m.OnClose}
+	end := m.Until
+	for i, s := range m.Subs {
+		st.legs = append(st.legs, &leg{st: st, i: i, sub: s})
+		st.timeout = max(st.timeout, s.t.hub.cfg.WriteTimeout)
+		if d := s.limits.Lifetime(); d > 0 && (end.IsZero() || time.Now().Add(d).Before(end)) {
+			end = time.Now().Add(d)
+		}
 	}
 	if end.IsZero() {
 		st.ctx, st.cancel = context.WithCancel(ctx)
@@ -64,46 +86,89 @@ func (s *Subscription) ServeUntil(ctx context.Context, conn net.Conn, end time.T
 		st.ctx, st.cancel = context.WithDeadline(ctx, end)
 	}
 	context.AfterFunc(st.ctx, st.close)
-	if !s.onDrain(st.close) {
-		st.fail(ErrDrained)
-		return
+	for _, l := range st.legs {
+		if !l.sub.onDrain(st.close) {
+			st.fail(ErrDrained)
+			return
+		}
 	}
-	owed, err := s.settle(st.ctx)
-	if err != nil {
-		st.fail(err)
-		return
+	for _, l := range st.legs {
+		owed, err := l.sub.settle(st.ctx)
+		st.take(l, owed)
+		if err != nil {
+			st.fail(err)
+			return
+		}
 	}
-	st.out = append(st.out, owed...)
-	h.cfg.Observer.Sent(len(owed), size(owed))
-	if st.fd >= 0 {
-		st.shard = s.t.shardFor()
-	}
+	shared := st.fd >= 0 && st.shardLegs()
 	if err := st.flush(); err != nil {
 		st.fail(err)
 		return
 	}
 	st.watchClose()
-	if st.shard != nil {
-		st.shard.add(st)
-	} else if st.state.CompareAndSwap(stateFast, stateDraining) {
-		go st.serveBlocking()
+	if !shared {
+		if st.state.CompareAndSwap(stateFast, stateDraining) {
+			go st.serveBlocking()
+		}
+		return
+	}
+	for _, l := range st.legs {
+		l.shard.add(l)
 	}
 }
 
-// deliver writes the frames of v that st has not read, without blocking, and returns how
-// many it sent and their bytes. Run by a shared writer.
-func (st *stream) deliver(v *view) (events, bytes int) {
+// shardLegs deals each leg to a shard of its topic, and reports whether every one has
+// one: a hub closed before it had writers has none, and the stream is then served from
+// a goroutine of its own, which ends it.
+func (st *stream) shardLegs() bool {
+	for _, l := range st.legs {
+		if l.shard = l.sub.t.shardFor(); l.shard == nil {
+			for _, l := range st.legs {
+				l.shard = nil
+			}
+			return false
+		}
+	}
+	return true
+}
+
+// take adds frames of leg l, read outside the shared writers' passes, to what the
+// client is owed, and counts them as sent.
+func (st *stream) take(l *leg, frames [][]byte) {
+	if len(frames) == 0 {
+		return
+	}
+	if st.rewrite == nil {
+		st.out = append(st.out, frames...)
+	} else {
+		st.out = append(st.out, st.rewriteAll(nil, l.i, frames))
+	}
+	l.sub.t.hub.cfg.Observer.Sent(len(frames), size(frames))
+}
+
+// rewriteAll appends frames of leg i to dst as the client is sent them.
+func (st *stream) rewriteAll(dst []byte, i int, frames [][]byte) []byte {
+	for _, f := range frames {
+		dst = st.rewrite(dst, i, f)
+	}
+	return dst
+}
+
+// deliver writes the frames of v that leg l has not read, without blocking, and returns
+// how many it sent and their bytes. Run by a shared writer.
+func (l *leg) deliver(v *view) (events, bytes int) {
+	st := l.st
 	st.mu.Lock()
 	if st.state.Load() != stateFast {
 		st.mu.Unlock()
 		return 0, 0
 	}
-	frames, err := st.sub.framesIn(v)
+	frames, err := l.sub.framesIn(v)
 	if err == nil && len(frames) > 0 {
-		err = st.writeNow(frames)
+		err = st.writeNow(l, frames)
 		events, bytes = len(frames), size(frames)
 	}
-	if err == nil && st.sub.owes() && st.state.CompareAndSwap(stateFast, stateDraining) {
+	if err == nil && l.sub.owes() && st.state.CompareAndSwap(stateFast, stateDraining) {
 		// It fell out of the log: its catch-up is computed by a goroutine of its own,
 		// never by a shared writer.
 		go st.drain()
@@ -124,11 +189,18 @@ func size(frames [][]byte) int {
 	return n
 }
 
-// writeNow writes frames as far as the socket takes them. What it does not take is kept,
-// and the stream starts draining. st.mu is held.
-func (st *stream) writeNow(frames [][]byte) error {
-	n, iov, err := writeNonBlocking(st.fd, frames, st.shard.iov)
-	st.shard.iov = iov
+// writeNow writes frames of leg l as far as the socket takes them, rewritten in l's
+// shard's scratch space if the stream rewrites them. What it does not take is kept, and
+// the stream starts draining. st.mu is held.
+func (st *stream) writeNow(l *leg, frames [][]byte) error {
+	sh := l.shard
+	if st.rewrite != nil {
+		sh.rewritten = st.rewriteAll(sh.rewritten[:0], l.i, frames)
+		frames = append(sh.one[:0], sh.rewritten)
+		defer sh.dropScratch()
+	}
+	n, iov, err := writeNonBlocking(st.fd, frames, sh.iov)
+	sh.iov = iov
 	if err != nil {
 		return err
 	}
@@ -139,10 +211,14 @@ func (st *stream) writeNow(frames [][]byte) error {
 	if len(frames) == 0 {
 		return nil
 	}
-	st.out = append(st.out[:0], frames[0][n:])
+	rest := frames[0][n:]
+	if st.rewrite != nil {
+		rest = bytes.Clone(rest) // the scratch space is the shard's
+	}
+	st.out = append(st.out[:0], rest)
 	st.out = append(st.out, frames[1:]...)
 	if st.state.CompareAndSwap(stateFast, stateDraining) {
-		st.sub.t.hub.cfg.Observer.Slow(SlowDrain)
+		l.sub.t.hub.cfg.Observer.Slow(SlowDrain)
 		go st.drain()
 	}
 	return nil
@@ -179,7 +255,7 @@ func (st *stream) flush() error {
 	out := st.out
 	if _, err := out.WriteTo(st.conn); err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			st.sub.t.hub.cfg.Observer.Slow(SlowDisconnect)
+			st.legs[0].sub.t.hub.cfg.Observer.Slow(SlowDisconnect)
 		}
 		return err
 	}
@@ -188,56 +264,104 @@ func (st *stream) flush() error {
 	return st.conn.SetWriteDeadline(time.Time{})
 }
 
-// catchUp takes into st.out the frames owed or added to the log since the last write,
+// catchUp takes into st.out the frames owed or added to the logs since the last write,
 // or, when there are none, hands the stream back to the shared writers and reports done.
 // A catch-up owed is computed without st.mu: the shared writers pass over a stream that
 // is draining, and must not wait for it.
 func (st *stream) catchUp() (done bool, err error) {
-	if st.sub.owes() {
-		frames, err := st.sub.settle(st.ctx)
-		st.out = append(st.out, frames...)
-		st.sub.t.hub.cfg.Observer.Sent(len(frames), size(frames))
-		return false, err
+	owed := false
+	for _, l := range st.legs {
+		if l.sub.owes() {
+			frames, err := l.sub.settle(st.ctx)
+			st.take(l, frames)
+			if err != nil {
+				return false, err
+			}
+			owed = true
+		}
+	}
+	if owed {
+		return false, nil
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	t := st.sub.t
-	t.mu.RLock()
-	if !t.stopped && st.sub.next == t.head {
-		// Under t.mu no frame can be added before the state changes: the pass that
-		// the next frame queues sees the stream in the fast state. A stream closed
-		// meanwhile stays closed.
+	more := false
+	for _, l := range st.legs {
+		frames, _, err := l.sub.t.since(l.sub)
+		st.take(l, frames)
+		if err != nil {
+			return false, err
+		}
+		more = more || len(frames) > 0 || l.sub.owes()
+	}
+	if !more {
+		// Under st.mu no pass writes to the stream before the state changes: a pass
+		// that a frame added after a leg was read queues takes st.mu after this, and
+		// sees the stream in the fast state. A stream closed meanwhile stays closed.
 		st.state.CompareAndSwap(stateDraining, stateFast)
-		t.mu.RUnlock()
 		return true, nil
 	}
-	t.mu.RUnlock()
-	frames, _, err := t.since(st.sub)
-	st.out = append(st.out, frames...)
-	t.hub.cfg.Observer.Sent(len(frames), size(frames))
-	return false, err
+	return false, nil
 }
 
-// serveBlocking writes the subscription's frames to a connection that cannot be written
+// serveBlocking writes the subscriptions' frames to a connection that cannot be written
 // without blocking, such as TLS, from a goroutine of the stream's own.
 func (st *stream) serveBlocking() {
+	wakes := make([]<-chan struct{}, len(st.legs))
 	for {
-		frames, err := st.sub.Next(st.ctx)
-		if err == nil {
-			st.out = append(st.out, frames...)
-			err = st.flush()
+		more := false
+		for i, l := range st.legs {
+			if wakes[i] != nil {
+				continue
+			}
+			frames, wake, err := l.sub.Ready(st.ctx)
+			if err == nil {
+				st.take(l, frames)
+				err = st.flush()
+			}
+			if err != nil {
+				st.fail(err)
+				return
+			}
+			wakes[i] = wake
+			more = more || wake == nil
 		}
-		if err != nil {
-			st.fail(err)
+		if !more && !wakeAny(st.ctx, wakes) {
+			st.fail(st.ctx.Err())
 			return
 		}
 	}
 }
 
+// wakeAny waits until one of wakes is closed, and sets it to nil, or until ctx ends, and
+// reports whether ctx is still on.
+func wakeAny(ctx context.Context, wakes []<-chan struct{}) bool {
+	if len(wakes) == 1 {
+		select {
+		case <-wakes[0]:
+			wakes[0] = nil
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	cases := make([]reflect.SelectCase, 0, len(wakes)+1)
+	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
+	for _, w := range wakes {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w)})
+	}
+	chosen, _, _ := reflect.Select(cases)
+	if chosen == 0 {
+		return false
+	}
+	wakes[chosen-1] = nil
+	return true
+}
+
 // watchClose has the stream's writer notice the client leave, or, where it cannot, a
 // goroutine of the stream's own.
 func (st *stream) watchClose() {
-	if st.shard != nil && st.shard.w.closes.add(st) {
+	if sh := st.legs[0].shard; sh != nil && sh.w.closes.add(st) {
 		return
 	}
 	go st.watch()
@@ -262,7 +386,7 @@ func (st *stream) fail(err error) {
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, ErrClosed) || errors.Is(err, ErrDrained)
 	if !quiet && st.state.Load() != stateClosed {
-		t := st.sub.t
+		t := st.legs[0].sub.t
 		fields := append(t.hub.cfg.Describe(t.key), zap.String("remote", st.conn.RemoteAddr().String()), zap.Error(err))
 		t.hub.cfg.Logger.Debug("stream to client failed", fields...)
 	}
@@ -284,12 +408,17 @@ func (st *stream) close() {
 	}
 	st.cancel()
 	if token != 0 {
-		st.shard.w.closes.remove(token, st.fd)
+		st.legs[0].shard.w.closes.remove(token, st.fd)
 	}
 	_ = st.conn.Close()
-	st.sub.Close()
-	if st.shard != nil {
-		st.shard.dirty.Store(true)
-		st.shard.kick() // the pass drops the stream
+	for _, l := range st.legs {
+		l.sub.Close()
+		if l.shard != nil {
+			l.shard.dirty.Store(true)
+			l.shard.kick() // the pass drops the leg
+		}
+	}
+	if st.onClose != nil {
+		st.onClose()
 	}
 }

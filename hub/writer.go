@@ -86,15 +86,29 @@ type shard struct {
 	w      *writer
 	queued atomic.Bool
 	dirty  atomic.Bool  // a stream ended since the last compaction
-	n      atomic.Int32 // streams registered
+	n      atomic.Int32 // legs registered
 
-	mu      sync.Mutex
-	streams []*stream
+	mu   sync.Mutex
+	legs []*leg // of the streams it writes
 
 	// Owned by the writer's passes.
-	seen   uint64  // the log head at the last pass; streams in the fast state had read up to it
-	frames []frame // the log frames of the current pass
-	iov    []iovec // scratch for writev
+	seen      uint64   // the log head at the last pass; streams in the fast state had read up to it
+	frames    []frame  // the log frames of the current pass
+	iov       []iovec  // scratch for writev
+	rewritten []byte   // scratch for the frames of a stream that rewrites them
+	one       [][]byte // scratch holding rewritten
+}
+
+// maxScratch bounds the rewrite scratch space a shard keeps between writes: a rewritten
+// snapshot larger than that is not kept past its write.
+const maxScratch = 64 << 10
+
+// dropScratch lets go of the rewrite scratch space once it has grown past maxScratch.
+func (sh *shard) dropScratch() {
+	clear(sh.one)
+	if cap(sh.rewritten) > maxScratch {
+		sh.rewritten = nil
+	}
 }
 
 // kick queues the shard for a pass unless one is already queued.
@@ -104,40 +118,40 @@ func (sh *shard) kick() {
 	}
 }
 
-// add registers st with the shard and queues a pass if frames were added since st
-// subscribed, or it ended: a stream that has read the whole log waits for the next
-// frame, whose pass it is in, so that a crowd of clients joining at once does not make
-// a pass over all the shard's streams each. A stream added to a stopped topic is closed:
-// Hub.Close may have closed the topic's streams before it was added.
-func (sh *shard) add(st *stream) {
+// add registers leg l of a stream with the shard and queues a pass if frames were added
+// since it subscribed, or its stream ended: a stream that has read the whole log waits
+// for the next frame, whose pass it is in, so that a crowd of clients joining at once
+// does not make a pass over all the shard's streams each. A leg added to a stopped topic
+// closes its stream: Hub.Close may have closed the topic's streams before it was added.
+func (sh *shard) add(l *leg) {
 	sh.mu.Lock()
-	sh.streams = append(sh.streams, st)
+	sh.legs = append(sh.legs, l)
 	sh.mu.Unlock()
 	sh.n.Add(1)
 	if sh.t.isStopped() {
-		st.close()
+		l.st.close()
 	}
-	if st.state.Load() == stateClosed {
+	if l.st.state.Load() == stateClosed {
 		sh.dirty.Store(true) // it ended before it was added
 		sh.kick()
 		return
 	}
-	if st.behind() {
+	if l.behind() {
 		sh.kick()
 	}
 }
 
-// behind reports whether frames were added to the log that st has not read. A frame
-// added after st is counted in its shard's n kicks the shard itself: the check is made
+// behind reports whether frames were added to the log that l has not read. A frame
+// added after l is counted in its shard's n kicks the shard itself: the check is made
 // after, under t.mu, which frames are added under, and under st.mu, which a pass that
-// already writes to st holds.
-func (st *stream) behind() bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	t := st.sub.t
+// already writes to l's stream holds.
+func (l *leg) behind() bool {
+	l.st.mu.Lock()
+	defer l.st.mu.Unlock()
+	t := l.sub.t
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return st.sub.next != t.head
+	return l.sub.next != t.head
 }
 
 // pass writes to each stream of the shard the frames added to the log since it last
@@ -147,11 +161,11 @@ func (sh *shard) pass() {
 	v := sh.t.view(sh.seen, sh.frames[:0])
 	sh.seen = v.head
 	sh.mu.Lock()
-	list := sh.streams
+	list := sh.legs
 	sh.mu.Unlock()
 	var events, bytes int
-	for _, st := range list {
-		e, b := st.deliver(&v)
+	for _, l := range list {
+		e, b := l.deliver(&v)
 		events, bytes = events+e, bytes+b
 	}
 	if events > 0 {
@@ -169,16 +183,20 @@ func (sh *shard) compact() {
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	before := len(sh.streams)
-	sh.streams = slices.DeleteFunc(sh.streams, func(st *stream) bool { return st.state.Load() == stateClosed })
-	sh.n.Add(int32(len(sh.streams) - before))
+	before := len(sh.legs)
+	sh.legs = slices.DeleteFunc(sh.legs, func(l *leg) bool { return l.st.state.Load() == stateClosed })
+	sh.n.Add(int32(len(sh.legs) - before))
 }
 
-// all returns the shard's streams.
+// all returns the streams of the shard's legs.
 func (sh *shard) all() []*stream {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	return append([]*stream(nil), sh.streams...)
+	out := make([]*stream, len(sh.legs))
+	for i, l := range sh.legs {
+		out[i] = l.st
+	}
+	return out
 }
 
 // A view is a copy of the frames of a topic's log from base to head, read under one lock
