@@ -46,6 +46,7 @@ type muxConn struct {
 	versions []string
 	retried  bool // a retry field was sent
 	buf      []byte
+	handover // how the connection goes to the hub's shared writers
 }
 
 // serve subscribes the client to each stream it asks for, and writes their events until
@@ -74,18 +75,20 @@ func (m *Mux) serve(w http.ResponseWriter, r *http.Request) error {
 			}
 			continue
 		}
-		defer sub.Close()
+		defer c.closeSub(sub)
 		subs[i] = &muxSub{sub: sub, ended: h.streams.Done()}
 		served = true
 	}
 	if !served {
 		return refuseMux(w, code, why)
 	}
-	defer m.track(subs)()
+	c.forget = m.track(subs)
+	defer c.untrack()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	defer context.AfterFunc(m.stop, cancel)()
 	setStreamHeaders(w.Header())
+	c.prepareHandover(w, r, m.stop)
 	w.WriteHeader(http.StatusOK)
 	return c.run(ctx, w, subs, bytes.Join(refused, nil))
 }
@@ -165,6 +168,8 @@ func refusedFrame(name string, code int, err error) []byte {
 // run writes the refused events, then the frames of the streams as they come, from
 // this one goroutine, until ctx ends, a write fails or a stream ends: the client then
 // resumes them all. A connection costs one goroutine however many streams it carries.
+// Over HTTP/1.x, once the first frames went out, the connection is handed to the hub's
+// shared writers instead, when it can be (see muxhandover.go), and costs no goroutine.
 func (c *muxConn) run(ctx context.Context, w http.ResponseWriter, subs []*muxSub, refused []byte) error {
 	rc := http.NewResponseController(w)
 	if err := writeFlush(w, rc, refused); err != nil {
@@ -178,6 +183,9 @@ func (c *muxConn) run(ctx context.Context, w http.ResponseWriter, subs []*muxSub
 			return nil
 		}
 		if err := writeFlush(w, rc, c.buf); err != nil {
+			return nil
+		}
+		if c.handOver(w, subs) {
 			return nil
 		}
 		if more {

@@ -73,6 +73,11 @@ func dialMux(t *testing.T, url, lastID string) *muxClient {
 		cancel()
 		t.Fatalf("mux: %s %s", resp.Proto, resp.Status)
 	}
+	if len(resp.TransferEncoding) != 0 || !resp.Close {
+		// Handed to the hub's shared writers, the body ends with the connection.
+		cancel()
+		t.Fatalf("mux: Transfer-Encoding %v, Close %v; want a connection handed over to the shared writers", resp.TransferEncoding, resp.Close)
+	}
 	c := &muxClient{t: t, cancel: cancel, done: make(chan struct{}), docs: map[string][]byte{}, events: map[string][]string{}}
 	go func() {
 		defer close(c.done)
@@ -275,8 +280,8 @@ func TestMuxStreamFailing(t *testing.T) {
 	}
 }
 
-// TestMuxReloadAndStop: a mux connection, written through the ResponseWriter, cannot
-// outlive the server a reload retires. Its streams are drained within the drain window,
+// TestMuxReloadAndStop: a mux connection, though handed to the hub's shared writers,
+// does not outlive the server a reload retires. Its streams are drained within the drain window,
 // the client resumes every stream on the new server with a patch or nothing and follows
 // the next change; a second connection, open while Caddy is stopped, ends at once, and
 // the stop does not wait for it.
