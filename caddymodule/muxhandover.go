@@ -55,6 +55,7 @@ func (c *muxConn) handOver(w http.ResponseWriter, subs []*muxSub) bool {
 		return false
 	}
 	c.handedOver = true
+	c.buf = nil // the hub writes from here on: an idle connection keeps no frames
 	var legs []*hub.Subscription
 	var of []int // the stream of each leg
 	for i, s := range subs {

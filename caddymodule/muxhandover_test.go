@@ -129,7 +129,16 @@ func newMuxRig(t testing.TB, prefix string, n int, doc func(route int) string, p
 	}
 	rig.mux = m.(*Mux)
 	rig.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := rig.mux.ServeHTTP(w, r, nil); err != nil {
+		if r.URL.Query().Has("opaque") {
+			w = &countingWriter{ResponseWriter: w} // a wrapper the connection is not handed over through
+		}
+		var err error
+		if r.URL.Path == "/single" {
+			err = rig.handlers[0].ServeHTTP(w, r, nil)
+		} else {
+			err = rig.mux.ServeHTTP(w, r, nil)
+		}
+		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 		}
 	}))

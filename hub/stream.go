@@ -196,7 +196,8 @@ func (st *stream) writeNow(l *leg, frames [][]byte) error {
 	sh := l.shard
 	if st.rewrite != nil {
 		sh.rewritten = st.rewriteAll(sh.rewritten[:0], l.i, frames)
-		frames = append(sh.one[:0], sh.rewritten)
+		sh.one = append(sh.one[:0], sh.rewritten)
+		frames = sh.one
 		defer sh.dropScratch()
 	}
 	n, iov, err := writeNonBlocking(st.fd, frames, sh.iov)
