@@ -110,6 +110,12 @@ func (rig *muxRig) slow(t testing.TB, action string) float64 {
 // prepare, unless nil, is called for each connection the server accepts.
 func newMuxRig(t testing.TB, prefix string, n int, doc func(route int) string, prepare func(net.Conn)) *muxRig {
 	t.Helper()
+	return newMuxRigStarted(t, prefix, n, doc, prepare, (*httptest.Server).Start)
+}
+
+// newMuxRigStarted is newMuxRig with a server started by start.
+func newMuxRigStarted(t testing.TB, prefix string, n int, doc func(route int) string, prepare func(net.Conn), start func(*httptest.Server)) *muxRig {
+	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
 	rig := &muxRig{ctx: ctx}
@@ -149,7 +155,7 @@ func newMuxRig(t testing.TB, prefix string, n int, doc func(route int) string, p
 			}
 		}
 	}
-	rig.srv.Start()
+	start(rig.srv)
 	t.Cleanup(rig.srv.Close)
 	return rig
 }
@@ -551,6 +557,51 @@ func TestHandedOverMuxDrainsAndEnds(t *testing.T) {
 			tc.end(rig.mux)
 			c.waitEnd(t, tc.within)
 			waitFor(t, "the subscriptions to end", func() bool { return rig.subscribers() == 0 })
+		})
+	}
+}
+
+// TestMuxOverTLSAndHTTP2: over TLS, a mux connection over HTTP/1.1 is handed to the hub
+// as a connection that is not a plain socket, and served by a goroutine of its own; over
+// HTTP/2 it stays on the ResponseWriter path. Both follow every change of every route.
+func TestMuxOverTLSAndHTTP2(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		http2 bool
+	}{{"http1", false}, {"http2", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rig := newMuxRigStarted(t, "tls"+tc.name, 3, func(i int) string { return rowsDoc(i, 0) }, nil, func(s *httptest.Server) {
+				s.EnableHTTP2 = tc.http2
+				s.StartTLS()
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, rig.srv.URL+"/?stream="+strings.Join(rig.names, "&stream="), nil)
+			req.Header.Set("Accept", "text/event-stream")
+			resp, err := rig.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if want := map[bool]int{false: 1, true: 2}[tc.http2]; resp.ProtoMajor != want || resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s %s; want HTTP/%d 200", resp.Proto, resp.Status, want)
+			}
+			if handedOver := len(resp.TransferEncoding) == 0 && resp.Close; handedOver != !tc.http2 {
+				t.Fatalf("Transfer-Encoding %v, Close %v: handed over %v; want %v", resp.TransferEncoding, resp.Close, handedOver, !tc.http2)
+			}
+			c := &rawMux{dec: sse.NewDecoder(resp.Body), docs: map[string][]byte{}, events: map[string][]string{}}
+			go c.run()
+			all := []int{0, 1, 2}
+			c.waitConverged(t, rig, all)
+			for rev := 1; rev <= 5; rev++ {
+				for i, u := range rig.upstreams {
+					u.set(rowsDoc(i, rev))
+				}
+				time.Sleep(60 * time.Millisecond)
+			}
+			c.waitConverged(t, rig, all)
 		})
 	}
 }

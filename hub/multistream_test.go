@@ -65,6 +65,13 @@ type multiClient struct {
 // of topics, with legName as the rewrite.
 func serveMulti(t *testing.T, topics []legTopic, n int, prepare func(server, client *net.TCPConn), m Multi) []*multiClient {
 	t.Helper()
+	return serveMultiOver(t, topics, n, prepare, nil, m)
+}
+
+// serveMultiOver is serveMulti handing over the server's side of each connection as
+// wrap returns it, unless wrap is nil.
+func serveMultiOver(t *testing.T, topics []legTopic, n int, prepare func(server, client *net.TCPConn), wrap func(net.Conn) net.Conn, m Multi) []*multiClient {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +102,11 @@ func serveMulti(t *testing.T, topics []legTopic, n int, prepare func(server, cli
 		if _, err := sc.Write([]byte(testHead)); err != nil {
 			t.Fatal(err)
 		}
-		ServeMulti(context.Background(), sc, mi)
+		var conn net.Conn = sc
+		if wrap != nil {
+			conn = wrap(sc)
+		}
+		ServeMulti(context.Background(), conn, mi)
 		clients[i] = &multiClient{conn: cc, ids: make([][]string, len(topics)), kinds: make([][]string, len(topics)), docs: make([][]byte, len(topics))}
 	}
 	return clients
@@ -201,12 +212,26 @@ func legDoc(i, r int, big bool) string {
 // TestServeMultiEveryEventInOrder hands 50 connections, each carrying three topics of
 // two hubs, to the shared writers, and publishes 30 changes to each topic, interleaved:
 // every client receives, on each leg, the snapshot and then every patch of that topic
-// in order, none missing, and holds each topic's last document.
+// in order, none missing, and holds each topic's last document. So do clients whose
+// connections are not plain sockets, as with TLS, each served by a goroutine of its own.
 func TestServeMultiEveryEventInOrder(t *testing.T) {
 	t.Parallel()
+	t.Run("shared writers", func(t *testing.T) {
+		t.Parallel()
+		testMultiEveryEventInOrder(t, nil)
+	})
+	t.Run("without socket", func(t *testing.T) {
+		t.Parallel()
+		testMultiEveryEventInOrder(t, func(c net.Conn) net.Conn { return opaqueConn{c} })
+	})
+}
+
+// testMultiEveryEventInOrder runs TestServeMultiEveryEventInOrder with connections
+// handed over as wrap returns them.
+func testMultiEveryEventInOrder(t *testing.T, wrap func(net.Conn) net.Conn) {
 	const n, changes = 50, 30
 	topics := threeLegs(t, Config{})
-	clients := serveMulti(t, topics, n, nil, Multi{})
+	clients := serveMultiOver(t, topics, n, nil, wrap, Multi{})
 	for _, c := range clients {
 		go c.run()
 	}
