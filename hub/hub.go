@@ -4,9 +4,10 @@
 // its last.
 //
 // A subscriber reads its frames with Subscription.Next, or hands its connection over with
-// Subscription.Serve: the hub's shared writers, one per CPU, then write each frame to
-// every connection without blocking, and a connection holds no goroutine of its own
-// except while its socket is full.
+// Subscription.Serve, or with ServeMulti for a connection that carries several
+// subscriptions: the hub's shared writers, one per CPU, then write each frame to every
+// connection without blocking, and a connection holds no goroutine of its own except
+// while its socket is full.
 package hub
 
 import (
