@@ -25,6 +25,7 @@ type stream struct {
 	conn    net.Conn
 	fd      int             // the socket, written without blocking; -1 when it cannot be
 	timeout time.Duration   // a blocking write's deadline
+	expires time.Time       // when the client's access ends; zero if it does not
 	ctx     context.Context // ended when the stream ends
 	cancel  context.CancelFunc
 
@@ -50,11 +51,14 @@ func (s *Subscription) Serve(ctx context.Context, conn net.Conn) {
 	s.ServeUntil(ctx, conn, time.Time{})
 }
 
-// ServeUntil is Serve that also ends the stream at the time end, unless end is zero: when
-// the client's access expires. The stream's own timer goes with the stream.
-func (s *Subscription) ServeUntil(ctx context.Context, conn net.Conn, end time.Time) {
+// ServeUntil is Serve that also ends the stream at the time expires, unless it is zero:
+// when the client's access expires. The stream's last event is then ExpiredFrame, so
+// that the client knows not to come back with the same credentials. The stream's own
+// timer goes with the stream.
+func (s *Subscription) ServeUntil(ctx context.Context, conn net.Conn, expires time.Time) {
 	h := s.t.hub
-	st := &stream{sub: s, conn: conn, fd: socketFD(conn), timeout: h.cfg.WriteTimeout}
+	st := &stream{sub: s, conn: conn, fd: socketFD(conn), timeout: h.cfg.WriteTimeout, expires: expires}
+	end := expires
 	if d := s.limits.Lifetime(); d > 0 && (end.IsZero() || time.Now().Add(d).Before(end)) {
 		end = time.Now().Add(d)
 	}
@@ -63,7 +67,7 @@ func (s *Subscription) ServeUntil(ctx context.Context, conn net.Conn, end time.T
 	} else {
 		st.ctx, st.cancel = context.WithDeadline(ctx, end)
 	}
-	context.AfterFunc(st.ctx, st.close)
+	context.AfterFunc(st.ctx, st.end)
 	if !s.onDrain(st.close) {
 		st.fail(ErrDrained)
 		return
@@ -267,6 +271,33 @@ func (st *stream) fail(err error) {
 		t.hub.cfg.Logger.Debug("stream to client failed", fields...)
 	}
 	st.close()
+}
+
+// end closes the stream as its context ends. At its expiry it first tells the client
+// so, without waiting: a stream the shared writers write, or one of its own that blocks,
+// gets ExpiredFrame; one draining a backlog is only closed, and its client learns of the
+// expiry from the 401 to its reconnection.
+func (st *stream) end() {
+	if !st.expires.IsZero() && !time.Now().Before(st.expires) {
+		st.writeLast(ExpiredFrame(st.expires))
+	}
+	st.close()
+}
+
+// writeLast writes frame as the stream's last, if its state lets it be written now.
+func (st *stream) writeLast(frame []byte) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	switch state := st.state.Load(); {
+	case state == stateFast && st.fd >= 0:
+		_, _, _ = writeNonBlocking(st.fd, [][]byte{frame}, nil)
+	case state == stateDraining && st.shard == nil:
+		// serveBlocking writes it: net.Conn serializes this write with its writes,
+		// each whole.
+		if st.conn.SetWriteDeadline(time.Now().Add(time.Second)) == nil {
+			_, _ = st.conn.Write(frame)
+		}
+	}
 }
 
 // close ends the stream: the connection is closed and the subscription ends. It may be
