@@ -158,6 +158,7 @@ type Handler struct {
 	endStreams context.CancelFunc
 	live       *liveStreams
 	servers    *sync.Map // *http.Server → struct{}: shutdown hooks registered
+	named      routeName // its key in named, when it has a name
 	pooled     pooledHub
 
 	pokeDigest [sha256.Size]byte // of the resolved poke secret
@@ -226,8 +227,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.live = newLiveStreams()
 	h.servers = new(sync.Map)
 	h.watchServer(ctx)
-	h.register()
-	return nil
+	return h.register(ctx)
 }
 
 // defaultMaxUpstreams is the default cap on live poll loops per route.

@@ -142,7 +142,7 @@ func (m *Mux) checkNames(names []string) error {
 // `select.<name>` parameter is its `select`. The stream's release, when it is served,
 // is to be called once it ends.
 func (m *Mux) subscribe(r *http.Request, name, held string) (*muxSub, int, error) {
-	h := namedHandler(name)
+	h := m.namedHandler(name)
 	if !m.allowed[name] || h == nil {
 		return nil, http.StatusNotFound, errors.New("no such stream")
 	}

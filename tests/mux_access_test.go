@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -188,4 +191,37 @@ func checkMuxExpiry(t *testing.T, s *muxAccessSite, url string) {
 // plainAt is the document of the `plain` and `timed` streams while ACME is at acme.
 func plainAt(acme int) func(string) []byte {
 	return func(string) []byte { return fmt.Appendf(nil, `{"ACME":%d,"INITECH":2}`, acme) }
+}
+
+// TestMuxServesItsOwnServer runs two servers, each with a route named `orders` on an
+// upstream of its own and a mux: each mux serves its own server's route, never the other
+// one's. Two routes of one server with the same name are refused when the config loads.
+func TestMuxServesItsOwnServer(t *testing.T) {
+	t.Parallel()
+	a := newUpstream(t, map[string]any{"site": "a"})
+	b := newUpstream(t, map[string]any{"site": "b"})
+	other := freeAddr(t)
+	site := func(u *upstream) string {
+		return fmt.Sprintf("handle /orders {\n%s\n}\nhandle /mux {\n\tpoll_sse_mux {\n\t\tstreams orders\n\t}\n}",
+			indent(pollSSE(u.url(), "interval 100ms", "name orders")))
+	}
+	c := startCaddyConfig(t, func(c *caddyProc) string {
+		return caddyfileWith(c.adminAddr, c.siteAddr, "", site(a)) +
+			fmt.Sprintf("\nhttp://%s {\n\tbind 127.0.0.1\n%s\n}\n", other, indent(site(b)))
+	})
+	for addr, u := range map[string]*upstream{c.siteAddr: a, other: b} {
+		m := dialMux(t, "http://"+addr+"/mux?stream=orders", "")
+		m.waitDocs(func(string) []byte { return u.document() }, []string{"orders"}, 10*time.Second)
+		m.close()
+	}
+
+	file := filepath.Join(t.TempDir(), "Caddyfile")
+	twice := fmt.Sprintf("handle /a {\n%s\n}\nhandle /b {\n%s\n}", indent(pollSSE(a.url(), "name orders")), indent(pollSSE(b.url(), "name orders")))
+	if err := os.WriteFile(file, []byte(caddyfile(freeAddr(t), freeAddr(t), twice)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(caddyBin, "validate", "--config", file, "--adapter", "caddyfile").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `name \"orders\"`) {
+		t.Errorf("caddy validate of two routes named orders on one server: %v\n%s", err, out)
+	}
 }
