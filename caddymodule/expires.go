@@ -12,6 +12,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/pollsse/caddy-poll-sse/hub"
 )
 
 // expiryKey holds, in a request's context, when its stream must be closed.
@@ -62,4 +64,12 @@ func parseExpiry(v string) (time.Time, error) {
 func expiryOf(r *http.Request) time.Time {
 	at, _ := r.Context().Value(expiryKey{}).(time.Time)
 	return at
+}
+
+// writeExpired ends a stream written through w with hub.ExpiredFrame when r's access has
+// expired, so that the client knows not to come back with the same credentials.
+func (h *Handler) writeExpired(w http.ResponseWriter, rc *http.ResponseController, r *http.Request) {
+	if at := expiryOf(r); !at.IsZero() && !time.Now().Before(at) {
+		_ = h.write(w, rc, [][]byte{hub.ExpiredFrame(at)})
+	}
 }

@@ -158,6 +158,7 @@ type Handler struct {
 	endStreams context.CancelFunc
 	live       *liveStreams
 	servers    *sync.Map // *http.Server → struct{}: shutdown hooks registered
+	named      routeName // its key in named, when it has a name
 	pooled     pooledHub
 
 	pokeDigest [sha256.Size]byte // of the resolved poke secret
@@ -226,8 +227,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.live = newLiveStreams()
 	h.servers = new(sync.Map)
 	h.watchServer(ctx)
-	h.register()
-	return nil
+	return h.register(ctx)
 }
 
 // defaultMaxUpstreams is the default cap on live poll loops per route.
@@ -319,29 +319,43 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.
 		w.Header().Set("Allow", allow)
 		return caddyhttp.Error(http.StatusMethodNotAllowed, fmt.Errorf("method %s not allowed", r.Method))
 	}
-	lp, err := h.loopFor(r)
-	if err != nil {
-		return caddyhttp.Error(http.StatusBadRequest, err)
-	}
-	r, release, err := h.withExpiry(r)
+	r, lp, release, err := h.admit(w, r)
 	if err != nil {
 		return err
 	}
 	defer release()
-	if status, denied := h.loops.Denied(lp.key); denied {
-		return caddyhttp.Error(status, errDenied)
-	}
-	if h.viewsOn() {
-		var releaseLoop func()
-		if lp, releaseLoop, err = h.viewFor(w, r, lp); err != nil {
-			return err
-		}
-		defer releaseLoop()
-	}
 	if wantsJSON(r.Header.Values("Accept")) {
 		return h.serveDocument(w, r, lp)
 	}
 	return h.serveStream(w, r, lp)
+}
+
+// admit runs a request for the route's document or events through the route's checks:
+// its loop, its expiry, the upstream's refusal of its forwarded credentials, and its view.
+// It returns the request with its expiry, the loop or view to serve it from, and what to
+// release once it is served. Every way to the route's data goes through it: a mux too.
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request) (*http.Request, loop, func(), error) {
+	lp, err := h.loopFor(r)
+	if err != nil {
+		return nil, loop{}, nil, caddyhttp.Error(http.StatusBadRequest, err)
+	}
+	r, release, err := h.withExpiry(r)
+	if err != nil {
+		return nil, loop{}, nil, err
+	}
+	if status, denied := h.loops.Denied(lp.key); denied {
+		release()
+		return nil, loop{}, nil, caddyhttp.Error(status, errDenied)
+	}
+	if !h.viewsOn() {
+		return r, lp, release, nil
+	}
+	lp, releaseLoop, err := h.viewFor(w, r, lp)
+	if err != nil {
+		release()
+		return nil, loop{}, nil, err
+	}
+	return r, lp, func() { releaseLoop(); release() }, nil
 }
 
 // Interface guards

@@ -34,8 +34,9 @@ type Mux struct {
 	Streams []string `json:"streams,omitempty"`
 
 	allowed map[string]bool
-	live    *liveStreams    // the streams of the mux's connections, drained with its server
-	stop    context.Context // canceled when the process exits: every connection ends
+	live    *liveStreams      // the streams of the mux's connections, drained with its server
+	server  *caddyhttp.Server // whose routes it serves
+	stop    context.Context   // canceled when the process exits: every connection ends
 	end     context.CancelFunc
 }
 
@@ -60,6 +61,7 @@ func (m *Mux) Provision(ctx caddy.Context) error {
 	m.live = newLiveStreams()
 	m.stop, m.end = context.WithCancel(context.Background())
 	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
+		m.server = srv
 		srv.RegisterOnShutdown(m.serverRetiring)
 	}
 	return nil
@@ -164,28 +166,48 @@ func parseMuxCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, err
 	return m, err
 }
 
-// named holds the provisioned poll_sse handlers by name, for the muxes: the last one
-// provisioned under a name is the one a mux serves, so a reload hands muxes the new
-// config's routes.
-var named sync.Map // string → *Handler
+// named holds the provisioned poll_sse handlers by server and name, for the muxes: a
+// mux serves the routes of its own server, whose every config load is a new one, so a
+// reload hands muxes the new config's routes, and a mux never serves another server's
+// route that happens to share a name.
+var named sync.Map // routeName → *Handler
 
-// register makes h the handler a mux serves under its name.
-func (h *Handler) register() {
-	if h.Name != "" {
-		named.Store(h.Name, h)
+// routeName is a route's name on its server; server is nil for a handler provisioned
+// outside one.
+type routeName struct {
+	server *caddyhttp.Server
+	name   string
+}
+
+// register makes h the handler that muxes of its server serve under its name. Two
+// routes of one server with the same name are a config error: a mux could not tell
+// which one to serve.
+func (h *Handler) register(ctx caddy.Context) error {
+	if h.Name == "" {
+		return nil
 	}
+	srv, _ := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server)
+	h.named = routeName{srv, h.Name}
+	if srv == nil {
+		named.Store(h.named, h)
+		return nil
+	}
+	if prev, loaded := named.LoadOrStore(h.named, h); loaded && prev != h {
+		return fmt.Errorf("name %q: another poll_sse route of this server has it; give each route its own name", h.Name)
+	}
+	return nil
 }
 
 // unregister forgets h, unless another handler took its name since.
 func (h *Handler) unregister() {
 	if h.Name != "" {
-		named.CompareAndDelete(h.Name, h)
+		named.CompareAndDelete(h.named, h)
 	}
 }
 
-// namedHandler returns the handler a mux serves under name.
-func namedHandler(name string) *Handler {
-	v, _ := named.Load(name)
+// namedHandler returns the handler that m serves under name.
+func (m *Mux) namedHandler(name string) *Handler {
+	v, _ := named.Load(routeName{m.server, name})
 	h, _ := v.(*Handler)
 	return h
 }

@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"context"
 	"net/http"
-	"time"
 
 	"github.com/pollsse/caddy-poll-sse/hub"
 )
@@ -21,7 +20,6 @@ import (
 type handover struct {
 	hj         http.Hijacker   // nil: the connection stays on the ResponseWriter path
 	stop       context.Context // ended when the process exits
-	until      time.Time       // when the request's access ends; zero if it does not
 	forget     func()          // forgets the connection's streams for a drain
 	handedOver bool
 }
@@ -36,14 +34,14 @@ func (c *muxConn) prepareHandover(w http.ResponseWriter, r *http.Request, stop c
 	if c.hj = hijacker(w, false); c.hj != nil {
 		w.Header().Set("Transfer-Encoding", "identity")
 		c.stop = stop
-		c.until, _ = r.Context().Deadline()
 	}
 }
 
 // handOver hands the connection to the hub once, after its first frames, if every
 // wrapper of w still passes bytes through unchanged, and reports whether it did. The
-// hub then owns the connection and the streams, and forgets them for a drain as the
-// connection ends.
+// hub then owns the connection and the streams, ends the connection at the first
+// stream's expiry with that stream's expired event, as run does, and, as the connection
+// ends, gives back what the streams' routes hold for them and forgets them for a drain.
 func (c *muxConn) handOver(w http.ResponseWriter, subs []*muxSub) bool {
 	hj := c.hj
 	c.hj = nil
@@ -56,27 +54,30 @@ func (c *muxConn) handOver(w http.ResponseWriter, subs []*muxSub) bool {
 	}
 	c.handedOver = true
 	c.buf = nil // the hub writes from here on: an idle connection keeps no frames
-	var legs []*hub.Subscription
+	var m hub.Multi
 	var of []int // the stream of each leg
+	var served []*muxSub
 	for i, s := range subs {
 		if s != nil {
-			legs = append(legs, s.sub)
-			of = append(of, i)
+			m.Subs, m.Expires = append(m.Subs, s.sub), append(m.Expires, s.expires)
+			of, served = append(of, i), append(served, s)
 		}
 	}
-	hub.ServeMulti(c.stop, conn, hub.Multi{
-		Subs:    legs,
-		Rewrite: func(dst []byte, i int, f []byte) []byte { return c.rewrite(dst, of[i], f) },
-		Until:   c.until,
-		OnClose: c.forget,
-	})
+	m.Rewrite = func(dst []byte, i int, f []byte) []byte { return c.rewrite(dst, of[i], f) }
+	m.OnClose = func() {
+		for _, s := range served {
+			s.release()
+		}
+		c.forget()
+	}
+	hub.ServeMulti(c.stop, conn, m)
 	return true
 }
 
-// closeSub closes a stream's subscription as the request ends, unless the hub owns it.
-func (c *muxConn) closeSub(sub *hub.Subscription) {
+// closeSub closes a stream as the request ends, unless the hub owns it.
+func (c *muxConn) closeSub(s *muxSub) {
 	if !c.handedOver {
-		sub.Close()
+		s.close()
 	}
 }
 

@@ -67,7 +67,7 @@ func (m *Mux) serve(w http.ResponseWriter, r *http.Request) error {
 	var refused [][]byte
 	served, code, why := false, 0, error(nil)
 	for i, name := range names {
-		sub, h, status, err := m.subscribe(r, name, c.versions[i])
+		sub, status, err := m.subscribe(r, name, c.versions[i])
 		if err != nil {
 			refused = append(refused, refusedFrame(name, status, err))
 			if code == 0 {
@@ -76,7 +76,7 @@ func (m *Mux) serve(w http.ResponseWriter, r *http.Request) error {
 			continue
 		}
 		defer c.closeSub(sub)
-		subs[i] = &muxSub{sub: sub, ended: h.streams.Done()}
+		subs[i] = sub
 		served = true
 	}
 	if !served {
@@ -85,6 +85,9 @@ func (m *Mux) serve(w http.ResponseWriter, r *http.Request) error {
 	c.forget = m.track(subs)
 	defer c.untrack()
 	ctx, cancel := context.WithCancel(r.Context())
+	if at := earliestExpiry(subs); !at.IsZero() {
+		ctx, cancel = context.WithDeadline(r.Context(), at)
+	}
 	defer cancel()
 	defer context.AfterFunc(m.stop, cancel)()
 	setStreamHeaders(w.Header())
@@ -105,9 +108,16 @@ func refuseMux(w http.ResponseWriter, code int, err error) error {
 
 // muxSub is one stream of a mux connection.
 type muxSub struct {
-	sub   *hub.Subscription
-	wake  <-chan struct{} // closed when the stream may have frames; nil: read it now
-	ended <-chan struct{} // closed when its route's handler is cleaned up
+	sub     *hub.Subscription
+	wake    <-chan struct{} // closed when the stream may have frames; nil: read it now
+	ended   <-chan struct{} // closed when its route's handler is cleaned up
+	release func()          // gives back what its route's checks hold for it
+	expires time.Time       // when the client's access to it ends; zero if it does not
+}
+
+func (s *muxSub) close() {
+	s.sub.Close()
+	s.release()
 }
 
 // checkNames checks the streams a client asks for: at least one, none twice, and no
@@ -130,29 +140,71 @@ func (m *Mux) checkNames(names []string) error {
 // subscribe subscribes the client to the stream name, holding version held, as the
 // route's own stream would. A stream it cannot serve gets the status the route would
 // answer.
-func (m *Mux) subscribe(r *http.Request, name, held string) (*hub.Subscription, *Handler, int, error) {
-	h := namedHandler(name)
+// Each stream goes through its route's own checks (see Handler.admit): its view or
+// filter, its expiry, and the upstream's refusal of forwarded credentials. Its
+// `select.<name>` parameter is its `select`. The stream's release, when it is served,
+// is to be called once it ends.
+func (m *Mux) subscribe(r *http.Request, name, held string) (*muxSub, int, error) {
+	h := m.namedHandler(name)
 	if !m.allowed[name] || h == nil {
-		return nil, nil, http.StatusNotFound, errors.New("no such stream")
-	}
-	lp, err := h.loopFor(r)
-	if err != nil {
-		return nil, nil, http.StatusBadRequest, err
+		return nil, http.StatusNotFound, errors.New("no such stream")
 	}
 	format, err := h.requestFormat(r)
 	if err != nil {
-		return nil, nil, http.StatusBadRequest, err
+		return nil, http.StatusBadRequest, err
+	}
+	r, lp, release, err := h.admit(discardHeaders{}, streamRequest(r, name))
+	if err != nil {
+		return nil, statusOf(err), err
 	}
 	sub, err := h.hub.Subscribe(lp.key, lp.newSource, held, format)
 	switch {
 	case err == nil:
-		return sub, h, 0, nil
+		return &muxSub{sub: sub, ended: h.streams.Done(), release: release, expires: expiryOf(r)}, 0, nil
 	case errors.Is(err, hub.ErrNoSource):
-		return nil, nil, http.StatusTooManyRequests, err
+		release()
+		return nil, http.StatusTooManyRequests, err
 	default:
-		return nil, nil, http.StatusServiceUnavailable, err
+		release()
+		return nil, http.StatusServiceUnavailable, err
 	}
 }
+
+// streamRequest returns r as the route of the stream name sees it: its `select` is the
+// value of `select.<name>`, and absent without one.
+func streamRequest(r *http.Request, name string) *http.Request {
+	q := r.URL.Query()
+	sel, ok := q[selectParam+"."+name]
+	if _, had := q[selectParam]; !ok && !had {
+		return r
+	}
+	delete(q, selectParam)
+	if ok {
+		q[selectParam] = sel
+	}
+	u := *r.URL
+	u.RawQuery = q.Encode()
+	r2 := *r
+	r2.URL = &u
+	return &r2
+}
+
+// statusOf returns the status of a route's refusal.
+func statusOf(err error) int {
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) && he.StatusCode != 0 {
+		return he.StatusCode
+	}
+	return http.StatusInternalServerError
+}
+
+// discardHeaders takes the headers a route would set on a refusal of its own, such as
+// Retry-After: a mux refuses a stream with an event, on a response that goes on.
+type discardHeaders struct{}
+
+func (discardHeaders) Header() http.Header         { return http.Header{} }
+func (discardHeaders) Write(p []byte) (int, error) { return len(p), nil }
+func (discardHeaders) WriteHeader(int)             {}
 
 // refusedFrame is the `refused` event naming a stream that is not served.
 func refusedFrame(name string, code int, err error) []byte {
@@ -175,6 +227,11 @@ func (c *muxConn) run(ctx context.Context, w http.ResponseWriter, subs []*muxSub
 	if err := writeFlush(w, rc, refused); err != nil {
 		return nil
 	}
+	defer func() {
+		if !c.handedOver {
+			_ = writeFlush(w, rc, c.expired(subs))
+		}
+	}()
 	var cases []reflect.SelectCase
 	var of []int // the stream of each triple of cases after the first
 	for {
@@ -279,4 +336,30 @@ func (c *muxConn) rewrite(dst []byte, i int, f []byte) []byte {
 		}
 	}
 	return dst
+}
+
+// earliestExpiry returns when the first of subs expires: zero if none does.
+func earliestExpiry(subs []*muxSub) time.Time {
+	var at time.Time
+	for _, s := range subs {
+		if s != nil && !s.expires.IsZero() && (at.IsZero() || s.expires.Before(at)) {
+			at = s.expires
+		}
+	}
+	return at
+}
+
+// expired returns the last events of the streams whose access has expired, as their
+// routes' own streams end: `<name>.upstream` with status 401. The connection then ends,
+// and its client's reconnection gets each of those streams refused with 401 and the
+// others resumed.
+func (c *muxConn) expired(subs []*muxSub) []byte {
+	c.buf = c.buf[:0]
+	now := time.Now()
+	for i, s := range subs {
+		if s != nil && !s.expires.IsZero() && !now.Before(s.expires) {
+			c.buf = c.rewrite(c.buf, i, hub.ExpiredFrame(s.expires))
+		}
+	}
+	return c.buf
 }

@@ -79,6 +79,7 @@ func (h *Handler) pump(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	for {
 		frames, err := sub.Next(ctx)
 		if err != nil {
+			h.writeExpired(w, rc, r)
 			return false
 		}
 		if err := h.write(w, rc, frames); err != nil {

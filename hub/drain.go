@@ -140,7 +140,7 @@ func (h *Hub) Retire(window time.Duration, done func()) {
 	if h.subs.Load() == 0 {
 		h.emptied()
 	}
-	go h.closeAfter(window, done)
+	go h.closeAfter(window, subs, done)
 }
 
 // Retired reports whether Retire was called.
@@ -149,14 +149,19 @@ func (h *Hub) Retired() bool { return h.retired.Load() }
 // emptied tells a retiring hub that it has no stream left.
 func (h *Hub) emptied() { h.emptyOnce.Do(func() { close(h.empty) }) }
 
-// closeAfter closes a retiring hub once it has no stream left, or after window.
-func (h *Hub) closeAfter(window time.Duration, done func()) {
+// closeAfter closes a retiring hub once it has no stream left, or after window. The
+// drain's own timers end its streams within the window; one that has not fired yet, as
+// on a busy machine, is ended first, so that each stream ends drained, as it was told.
+func (h *Hub) closeAfter(window time.Duration, subs []*Subscription, done func()) {
 	tm := time.NewTimer(window)
 	defer tm.Stop()
 	select {
 	case <-tm.C:
 	case <-h.empty:
 	case <-h.quit:
+	}
+	for _, s := range subs {
+		s.endNow()
 	}
 	h.Close()
 	if done != nil {

@@ -72,3 +72,10 @@ func statusFrame(s Status) []byte {
 	}
 	return ev.Encode()
 }
+
+// ExpiredFrame is the last event of a stream whose client's access ended at at: an
+// `upstream` event with status 401, as when the upstream refuses forwarded credentials.
+// A client that reconnects with the same credentials gets 401, and gives up.
+func ExpiredFrame(at time.Time) []byte {
+	return statusFrame(Status{Code: 401, Reason: "access expired", Since: at})
+}

@@ -27,8 +27,10 @@ type Multi struct {
 	Subs []*Subscription
 	// Rewrite rewrites their frames; nil sends them as they are.
 	Rewrite Rewrite
-	// Until ends the stream at that time, unless it is zero.
-	Until time.Time
+	// Expires holds, for each subscription, when the client's access to it ends, or
+	// zero if it does not. The stream ends at the first of them, with the ExpiredFrame
+	// of each subscription whose access has expired, rewritten, as its last event.
+	Expires []time.Time
 	// OnClose, unless nil, is called once the stream has ended.
 	OnClose func()
 }
@@ -36,8 +38,8 @@ type Multi struct {
 // ServeMulti hands the client connection conn to the hub, which from then on writes the
 // frames of every subscription of m to it, each as Serve would, until the client leaves,
 // a write fails or takes longer than the write timeout (the longest of the subscriptions'
-// hubs), the first of their topics stops or a drain ends the first of them, m.Until comes
-// or ctx ends: then the connection is closed and every subscription ends. The caller has
+// hubs), the first of their topics stops or a drain ends the first of them, the access
+// to one of them expires (see Multi.Expires) or ctx ends: then the connection is closed and every subscription ends. The caller has
 // written the response header, and may have read frames with Next or Ready; frames not
 // read yet are written before ServeMulti returns. The caller must not use conn or the
 // subscriptions again.

@@ -57,6 +57,7 @@ type multiClient struct {
 	ids   [][]string // of each leg's snapshots and patches, in order
 	kinds [][]string
 	docs  [][]byte
+	ups   [][]string // the data of each leg's upstream events
 	err   error
 	done  bool
 }
@@ -107,7 +108,7 @@ func serveMultiOver(t *testing.T, topics []legTopic, n int, prepare func(server,
 			conn = wrap(sc)
 		}
 		ServeMulti(context.Background(), conn, mi)
-		clients[i] = &multiClient{conn: cc, ids: make([][]string, len(topics)), kinds: make([][]string, len(topics)), docs: make([][]byte, len(topics))}
+		clients[i] = &multiClient{conn: cc, ids: make([][]string, len(topics)), kinds: make([][]string, len(topics)), docs: make([][]byte, len(topics)), ups: make([][]string, len(topics))}
 	}
 	return clients
 }
@@ -147,6 +148,9 @@ func (c *multiClient) take(m sse.Message) error {
 		if err != nil {
 			return fmt.Errorf("leg %d: applying %s: %w", i, m.Data, err)
 		}
+	case "upstream":
+		c.ups[i] = append(c.ups[i], m.Data)
+		return nil
 	default:
 		return nil
 	}
@@ -270,7 +274,6 @@ func testMultiEveryEventInOrder(t *testing.T, wrap func(net.Conn) net.Conn) {
 // two hubs, add a handful of goroutines, not one each; the first leg's writers watch each
 // socket once, and when the clients leave every subscription of every hub ends.
 func TestIdleMultiStreamsHoldNoGoroutine(t *testing.T) {
-	t.Parallel()
 	const n = 300
 	topics := threeLegs(t, Config{})
 	serveMulti(t, topics, 1, nil, Multi{}) // the topics, their sources and the writers
@@ -372,7 +375,8 @@ func TestStalledMultiStreamCatchesUp(t *testing.T) {
 
 // TestMultiStreamEndsWithItsFirstLeg: a connection carrying several subscriptions ends
 // as soon as one of them must: a drain of one, the stop of one hub, its end time, its
-// context. Every subscription of every hub then ends, and OnClose is called once.
+// context. Every subscription of every hub then ends, and OnClose is called once. At
+// the expiry of one subscription, that one alone is told so, with an upstream 401.
 func TestMultiStreamEndsWithItsFirstLeg(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -402,7 +406,7 @@ func TestMultiStreamEndsWithItsFirstLeg(t *testing.T) {
 			var closed atomic.Int32
 			m := Multi{OnClose: func() { closed.Add(1) }}
 			if tc.until > 0 {
-				m.Until = time.Now().Add(tc.until)
+				m.Expires = []time.Time{{}, time.Now().Add(tc.until)}
 			}
 			c := serveMultiCtx(t, ctx, topics, m)
 			go c.run()
@@ -418,6 +422,14 @@ func TestMultiStreamEndsWithItsFirstLeg(t *testing.T) {
 			waitHubSubscribers(t, topics[2].h, 0)
 			if n := closed.Load(); n != 1 {
 				t.Fatalf("OnClose called %d times; want once", n)
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			for i, ups := range c.ups {
+				expired := tc.until > 0 && i == 1
+				if told := len(ups) == 1 && strings.Contains(ups[0], `"status":401`); told != expired || len(ups) > 1 {
+					t.Errorf("leg %d was told %q; want the expiry told %v", i, ups, expired)
+				}
 			}
 		})
 	}
@@ -448,5 +460,5 @@ func serveMultiCtx(t *testing.T, ctx context.Context, topics []legTopic, m Multi
 		t.Fatal(err)
 	}
 	ServeMulti(ctx, sc, m)
-	return &multiClient{conn: cc, ids: make([][]string, len(topics)), kinds: make([][]string, len(topics)), docs: make([][]byte, len(topics))}
+	return &multiClient{conn: cc, ids: make([][]string, len(topics)), kinds: make([][]string, len(topics)), docs: make([][]byte, len(topics)), ups: make([][]string, len(topics))}
 }

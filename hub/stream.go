@@ -41,10 +41,11 @@ type stream struct {
 // A leg is one subscription of a stream, registered with a shard of its topic: the
 // shard's passes write its frames, each frame of a topic to every leg in one pass.
 type leg struct {
-	st    *stream
-	i     int // its index among the stream's legs, as Rewrite is told
-	sub   *Subscription
-	shard *shard // nil for a stream with a goroutine of its own
+	st      *stream
+	i       int // its index among the stream's legs, as Rewrite is told
+	sub     *Subscription
+	shard   *shard    // nil for a stream with a goroutine of its own
+	expires time.Time // when the client's access to it ends; zero if it does not
 }
 
 // Stream states.
@@ -63,21 +64,28 @@ func (s *Subscription) Serve(ctx context.Context, conn net.Conn) {
 	s.ServeUntil(ctx, conn, time.Time{})
 }
 
-// ServeUntil is Serve that also ends the stream at the time end, unless end is zero: when
-// the client's access expires. The stream's own timer goes with the stream.
-func (s *Subscription) ServeUntil(ctx context.Context, conn net.Conn, end time.Time) {
-	serve(ctx, conn, Multi{Subs: []*Subscription{s}, Until: end})
+// ServeUntil is Serve that also ends the stream at the time expires, unless it is zero:
+// when the client's access expires. The stream's last event is then ExpiredFrame, so
+// that the client knows not to come back with the same credentials. The stream's own
+// timer goes with the stream.
+func (s *Subscription) ServeUntil(ctx context.Context, conn net.Conn, expires time.Time) {
+	serve(ctx, conn, Multi{Subs: []*Subscription{s}, Expires: []time.Time{expires}})
 }
 
 // serve hands conn to the hub for the subscriptions of m: see Serve and ServeMulti.
 func serve(ctx context.Context, conn net.Conn, m Multi) {
 	st := &stream{conn: conn, fd: socketFD(conn), rewrite: m.Rewrite, onClose: m.OnClose}
-	end := m.Until
+	var end time.Time
 	for i, s := range m.Subs {
-		st.legs = append(st.legs, &leg{st: st, i: i, sub: s})
+		l := &leg{st: st, i: i, sub: s}
+		if i < len(m.Expires) {
+			l.expires = m.Expires[i]
+		}
+		st.legs = append(st.legs, l)
 		st.timeout = max(st.timeout, s.t.hub.cfg.WriteTimeout)
-		if d := s.limits.Lifetime(); d > 0 && (end.IsZero() || time.Now().Add(d).Before(end)) {
-			end = time.Now().Add(d)
+		end = earlier(end, l.expires)
+		if d := s.limits.Lifetime(); d > 0 {
+			end = earlier(end, time.Now().Add(d))
 		}
 	}
 	if end.IsZero() {
@@ -85,7 +93,7 @@ func serve(ctx context.Context, conn net.Conn, m Multi) {
 	} else {
 		st.ctx, st.cancel = context.WithDeadline(ctx, end)
 	}
-	context.AfterFunc(st.ctx, st.close)
+	context.AfterFunc(st.ctx, st.end)
 	for _, l := range st.legs {
 		if !l.sub.onDrain(st.close) {
 			st.fail(ErrDrained)
@@ -94,7 +102,7 @@ func serve(ctx context.Context, conn net.Conn, m Multi) {
 	}
 	for _, l := range st.legs {
 		owed, err := l.sub.settle(st.ctx)
-		st.take(l, owed)
+		st.takeNow(l, owed)
 		if err != nil {
 			st.fail(err)
 			return
@@ -144,6 +152,22 @@ func (st *stream) take(l *leg, frames [][]byte) {
 		st.out = append(st.out, st.rewriteAll(nil, l.i, frames))
 	}
 	l.sub.t.hub.cfg.Observer.Sent(len(frames), size(frames))
+}
+
+// takeNow is take for a caller that does not hold st.mu: Rewrite is never called for two
+// frames at once.
+func (st *stream) takeNow(l *leg, frames [][]byte) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.take(l, frames)
+}
+
+// earlier returns the earlier of a and b, a zero time counting as none.
+func earlier(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // rewriteAll appends frames of leg i to dst as the client is sent them.
@@ -274,7 +298,7 @@ func (st *stream) catchUp() (done bool, err error) {
 	for _, l := range st.legs {
 		if l.sub.owes() {
 			frames, err := l.sub.settle(st.ctx)
-			st.take(l, frames)
+			st.takeNow(l, frames)
 			if err != nil {
 				return false, err
 			}
@@ -317,7 +341,7 @@ func (st *stream) serveBlocking() {
 			}
 			frames, wake, err := l.sub.Ready(st.ctx)
 			if err == nil {
-				st.take(l, frames)
+				st.takeNow(l, frames)
 				err = st.flush()
 			}
 			if err != nil {
@@ -392,6 +416,53 @@ func (st *stream) fail(err error) {
 		t.hub.cfg.Logger.Debug("stream to client failed", fields...)
 	}
 	st.close()
+}
+
+// end closes the stream as its context ends. At the expiry of a subscription's access it
+// first tells the client so, without waiting: a stream the shared writers write, or one
+// of its own that blocks, gets ExpiredFrame for each subscription whose access expired;
+// one draining a backlog is only closed, and its client learns of the expiry from the 401
+// to its reconnection.
+func (st *stream) end() {
+	st.writeLast()
+	st.close()
+}
+
+// writeLast writes the ExpiredFrame of each subscription whose access expired as the
+// stream's last, if its state lets it be written now.
+func (st *stream) writeLast() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	switch state := st.state.Load(); {
+	case state == stateFast && st.fd >= 0:
+		if last := st.expired(); len(last) > 0 {
+			_, _, _ = writeNonBlocking(st.fd, [][]byte{last}, nil)
+		}
+	case state == stateDraining && st.legs[0].shard == nil:
+		// serveBlocking writes it: net.Conn serializes this write with its writes,
+		// each whole.
+		if last := st.expired(); len(last) > 0 && st.conn.SetWriteDeadline(time.Now().Add(time.Second)) == nil {
+			_, _ = st.conn.Write(last)
+		}
+	}
+}
+
+// expired returns the ExpiredFrame of each leg whose access has expired, rewritten.
+// st.mu is held.
+func (st *stream) expired() []byte {
+	var out []byte
+	now := time.Now()
+	for _, l := range st.legs {
+		if l.expires.IsZero() || now.Before(l.expires) {
+			continue
+		}
+		if f := ExpiredFrame(l.expires); st.rewrite != nil {
+			out = st.rewrite(out, l.i, f)
+		} else {
+			out = append(out, f...)
+		}
+	}
+	return out
 }
 
 // close ends the stream: the connection is closed and the subscription ends. It may be

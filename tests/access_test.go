@@ -5,18 +5,30 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
 // TestExpiresClosesStream checks `expires`: a stream whose expiry, in Unix seconds or RFC
-// 3339, lies 3 s ahead gets its document and closes within 1 s of that moment; a request
-// whose expiry is past, missing or unreadable gets 401 and no stream.
+// 3339, lies 3 s ahead gets its document and closes within 1 s of that moment, its last
+// event an `upstream` event with status 401; a request whose expiry is past, missing or
+// unreadable gets 401 and no stream. It runs on a stream handed over to the shared
+// writers, and on one written through the ResponseWriter behind `intercept`.
 func TestExpiresClosesStream(t *testing.T) {
 	t.Parallel()
+	for name, middleware := range map[string]string{"handed over": "", "ResponseWriter": "intercept {\n\t\t@err status 5xx\n\t\treplace_status @err 502\n\t}"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			checkExpires(t, middleware)
+		})
+	}
+}
+
+func checkExpires(t *testing.T, middleware string) {
 	u := newUpstream(t, map[string]any{"n": 1})
-	caddy := startCaddy(t, pollSSE(u.url(), "interval 100ms", "expires {http.request.header.X-Expires}"))
+	caddy := startCaddy(t, "route {\n\t"+middleware+"\n\t"+indent(pollSSE(u.url(), "interval 100ms", "expires {http.request.header.X-Expires}"))+"\n}")
 
 	now := time.Now()
 	for _, v := range []string{"", "soon", strconv.FormatInt(now.Add(-time.Second).Unix(), 10), now.Add(-time.Minute).Format(time.RFC3339)} {
@@ -48,6 +60,9 @@ func TestExpiresClosesStream(t *testing.T) {
 			}
 			if d := ended.Sub(at); d < -100*time.Millisecond || d > time.Second {
 				t.Errorf("expires %s: the stream ended %v after it", format(at), d)
+			}
+			if last := c.events[len(c.events)-1]; last.Type != "upstream" || !strings.Contains(last.Data, `"status":401`) {
+				t.Errorf("expires %s: the last event is %s %q, want upstream with status 401", format(at), last.Type, last.Data)
 			}
 		})
 	}

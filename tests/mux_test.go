@@ -51,14 +51,20 @@ type muxClient struct {
 	mu     sync.Mutex
 	docs   map[string][]byte
 	events map[string][]string // event types by stream
+	all    []sse.Message
 	lastID string
 	err    error
 }
 
-func dialMux(t *testing.T, url, lastID string) *muxClient {
+func dialMux(t *testing.T, url, lastID string, hdr ...http.Header) *muxClient {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	for _, h := range hdr {
+		for k, v := range h {
+			req.Header[k] = v
+		}
+	}
 	req.Header.Set("Accept", "text/event-stream")
 	if lastID != "" {
 		req.Header.Set("Last-Event-ID", lastID)
@@ -100,6 +106,7 @@ func dialMux(t *testing.T, url, lastID string) *muxClient {
 func (c *muxClient) take(msg sse.Message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.all = append(c.all, msg)
 	stream, typ, ok := strings.Cut(msg.Type, ".")
 	if !ok {
 		c.events[msg.Type] = append(c.events[msg.Type], msg.Data)
