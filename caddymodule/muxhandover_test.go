@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	jsonpatch "github.com/evanphx/json-patch/v5"
 
 	"github.com/pollsse/caddy-poll-sse/hub"
@@ -74,6 +75,7 @@ type muxRig struct {
 	mux       *Mux
 	srv       *httptest.Server
 	ctx       caddy.Context
+	query     string // added to the query of every mux request
 }
 
 // slow returns how many times the rig's routes took action on a slow client.
@@ -113,8 +115,12 @@ func newMuxRig(t testing.TB, prefix string, n int, doc func(route int) string, p
 	return newMuxRigStarted(t, prefix, n, doc, prepare, (*httptest.Server).Start)
 }
 
+// muxRouteConfig, unless nil, gives the JSON fields of a route of newMuxRigStarted
+// beyond its upstream, interval and name, with a leading comma.
+type muxRouteConfig func(route int) string
+
 // newMuxRigStarted is newMuxRig with a server started by start.
-func newMuxRigStarted(t testing.TB, prefix string, n int, doc func(route int) string, prepare func(net.Conn), start func(*httptest.Server)) *muxRig {
+func newMuxRigStarted(t testing.TB, prefix string, n int, doc func(route int) string, prepare func(net.Conn), start func(*httptest.Server), extra ...muxRouteConfig) *muxRig {
 	t.Helper()
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	t.Cleanup(cancel)
@@ -122,7 +128,11 @@ func newMuxRigStarted(t testing.TB, prefix string, n int, doc func(route int) st
 	for i := range n {
 		name := fmt.Sprintf("%s%d", prefix, i)
 		u := newDocUpstream(t, doc(i))
-		h, err := loadHandlerIn(ctx, `{"upstream": "`+u.srv.URL+`/doc", "interval": "50ms", "name": "`+name+`"}`)
+		more := ""
+		for _, e := range extra {
+			more += e(i)
+		}
+		h, err := loadHandlerIn(ctx, `{"upstream": "`+u.srv.URL+`/doc", "interval": "50ms", "name": "`+name+`"`+more+`}`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,6 +148,7 @@ func newMuxRigStarted(t testing.TB, prefix string, n int, doc func(route int) st
 		if r.URL.Query().Has("opaque") {
 			w = &countingWriter{ResponseWriter: w} // a wrapper the connection is not handed over through
 		}
+		r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, caddyhttp.NewTestReplacer(r)))
 		var err error
 		if r.URL.Path == "/single" {
 			err = rig.handlers[0].ServeHTTP(w, r, nil)
@@ -182,6 +193,8 @@ type rawMux struct {
 	lastID string
 	err    error
 	done   bool
+	// lastUpstream holds the data of each stream's last upstream event.
+	lastUpstream map[string]string
 }
 
 // dialRawMux asks rig's mux for every stream, holding lastID, and reads the response
@@ -196,7 +209,7 @@ func dialRawMux(t testing.TB, rig *muxRig, lastID string, prepare func(*net.TCPC
 	if prepare != nil {
 		prepare(conn.(*net.TCPConn))
 	}
-	req := "GET /?stream=" + strings.Join(rig.names, "&stream=") + " HTTP/1.1\r\nHost: mux\r\nAccept: text/event-stream\r\n"
+	req := "GET /?stream=" + strings.Join(rig.names, "&stream=") + rig.query + " HTTP/1.1\r\nHost: mux\r\nAccept: text/event-stream\r\n"
 	if lastID != "" {
 		req += "Last-Event-ID: " + lastID + "\r\n"
 	}
@@ -247,6 +260,11 @@ func (c *rawMux) take(m sse.Message) error {
 	}
 	c.events[stream] = append(c.events[stream], typ)
 	switch typ {
+	case "upstream":
+		if c.lastUpstream == nil {
+			c.lastUpstream = map[string]string{}
+		}
+		c.lastUpstream[stream] = m.Data
 	case "snapshot":
 		c.docs[stream] = []byte(m.Data)
 	case "patch":
@@ -604,4 +622,44 @@ func TestMuxOverTLSAndHTTP2(t *testing.T) {
 			c.waitConverged(t, rig, all)
 		})
 	}
+}
+
+// TestHandedOverMuxStreamExpires: a handed-over mux connection whose first stream's
+// route has `expires` ends at that time with that stream's `upstream` 401 event, and no
+// such event for the other stream; every subscription then ends.
+func TestHandedOverMuxStreamExpires(t *testing.T) {
+	t.Parallel()
+	rig := newMuxRigStarted(t, "expiry", 2, func(i int) string { return rowsDoc(i, 0) }, nil, (*httptest.Server).Start,
+		func(i int) string {
+			if i == 0 {
+				return `, "expires": "{http.request.uri.query.exp}"`
+			}
+			return ""
+		})
+	exp := time.Now().Add(time.Second)
+	rig.query = fmt.Sprintf("&exp=%.3f", float64(exp.UnixMilli())/1000)
+	c := dialRawMux(t, rig, "", nil)
+	if c.chunked {
+		t.Fatal("the mux response is chunked: it was not handed over")
+	}
+	go c.run()
+	c.waitConverged(t, rig, []int{0, 1})
+	c.waitEnd(t, 5*time.Second)
+	if time.Now().Before(exp) {
+		t.Fatalf("the connection ended before the stream's expiry")
+	}
+	events := c.snapshot()
+	if got := events["expiry0"]; len(got) == 0 || got[len(got)-1] != "upstream" {
+		t.Errorf("the expired stream's events %v; want the last an upstream event", got)
+	}
+	c.mu.Lock()
+	last := c.lastUpstream["expiry0"]
+	c.mu.Unlock()
+	if !strings.Contains(last, `"status":401`) {
+		t.Errorf("the expired stream was told %q; want status 401", last)
+	}
+	if strings.Contains(strings.Join(events["expiry1"], " "), "upstream") {
+		t.Errorf("the stream without expiry was told %v", events["expiry1"])
+	}
+	waitFor(t, "the subscriptions to end", func() bool { return rig.subscribers() == 0 })
 }
