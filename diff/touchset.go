@@ -19,6 +19,10 @@ type TouchSet struct {
 	free  []setNode // levels allocated and not used yet
 	nodes int       // levels allocated below the root
 	text  int       // bytes of their names
+	// last is the merge patch built last, for the version the run reached then: the
+	// members of the root no change touched since are copied from it.
+	last  []byte
+	spans []span // scratch: where each member of the root goes in the patch being built
 }
 
 // setNode is one level of a TouchSet: a path touched, or a step on the way to one.
@@ -31,7 +35,16 @@ type setNode struct {
 	creates bool
 	// firstBelow is the order of the first touch of this path or of one below it.
 	firstBelow uint64
+	// At the root's levels: whether a change touched this member since last was built,
+	// and where the member lies in last otherwise.
+	dirty bool
+	in    span
 }
+
+// span is where a member ("name":value) lies in a merge patch.
+type span struct{ start, end int }
+
+const spanSize = 16
 
 // setNodeOverhead estimates the bytes a level holds besides its name's text: the node,
 // and its share of its parent's slice of kids.
@@ -52,14 +65,17 @@ func (s *TouchSet) add(x touch, ord uint64) {
 		return // the document was replaced whole: nothing can be merged any more
 	}
 	setBelow(m, ord)
-	for _, tok := range x.at {
+	for i, tok := range x.at {
 		next := m.kid(tok)
-		switch {
-		case next == nil:
+		if next == nil {
 			next = s.addKid(m, tok)
-		case next.first != 0:
+		}
+		if i == 0 {
+			next.dirty = true // its value changed: it is built again
+		}
+		if next.first != 0 {
 			// A value is set whole at or above x.at from an earlier touch: x changes
-			// nothing in the merge patch, and is not the first to reach any path.
+			// nothing else in the merge patch, and is not the first to reach any path.
 			return
 		}
 		m = next
@@ -104,7 +120,7 @@ func (s *TouchSet) addKid(m *setNode, name string) *setNode {
 	}
 	k := &s.free[0]
 	s.free = s.free[1:]
-	k.name = name
+	k.name, k.dirty = name, true
 	i, _ := m.find(name)
 	m.kids = slices.Insert(m.kids, i, k)
 	s.text += len(name)
@@ -112,25 +128,82 @@ func (s *TouchSet) addKid(m *setNode, name string) *setNode {
 }
 
 // Size estimates the bytes s holds, for memory budgets: every level it allocated, those
-// let go under a path touched later included, as their block may still hold them.
+// let go under a path touched later included, as their block may still hold them, and
+// the merge patch built last.
 func (s *TouchSet) Size() int {
-	return s.nodes*setNodeOverhead + s.text
+	return s.nodes*setNodeOverhead + s.text + cap(s.last) + cap(s.spans)*spanSize
 }
 
 // AppendMerge appends to dst the RFC 7386 merge patch that takes the version before the
-// run to version to, the result of its last change: the merge patch MergeFromTouches
-// returns for the run's changes. It reports false in the same cases, returning dst as it
-// was. It only reads s, and to's document, which is kept whole: each touched member takes
-// its value there.
+// run to version to, which must be the result of the run's last change: the merge patch
+// MergeFromTouches returns for the run's changes. It reports false in the same cases,
+// returning dst as it was. Each touched member takes its value in to's document, kept
+// whole; the members of the root that no change touched since the last call are copied
+// from the patch built then, for the version the run reached then: their values are the
+// same.
 func (s *TouchSet) AppendMerge(dst []byte, to *Version) ([]byte, bool) {
 	if to.doc.kind != kindObject || s.root.first != 0 {
 		return dst, false // see objectToObject
 	}
-	out, ok := appendSetLevel(dst, &s.root, to.doc)
+	base := len(dst)
+	out, ok := s.appendRoot(dst, to.doc)
 	if !ok {
 		return dst, false
 	}
+	for i, k := range s.root.kids {
+		k.in, k.dirty = s.spans[i], false
+	}
+	s.last = append(s.last[:0], out[base:]...)
 	return out, true
+}
+
+// appendRoot appends the merge patch object of the root, whose value in the target is
+// the object obj, and records in s.spans where each member goes, relative to the start.
+// Members not dirty are copied from s.last, consecutive ones at once.
+func (s *TouchSet) appendRoot(dst []byte, obj *node) ([]byte, bool) {
+	base := len(dst)
+	dst = append(dst, '{')
+	kids := s.root.kids
+	s.spans = slices.Grow(s.spans[:0], len(kids))[:len(kids)]
+	lo := 0 // obj's keys and the kids are both sorted: each search starts past the last
+	for i := 0; i < len(kids); {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		if j := s.cleanRun(i); j > i {
+			delta := len(dst) - base - kids[i].in.start
+			dst = append(dst, s.last[kids[i].in.start:kids[j-1].in.end]...)
+			for ; i < j; i++ {
+				s.spans[i] = span{kids[i].in.start + delta, kids[i].in.end + delta}
+			}
+			continue
+		}
+		k := kids[i]
+		start := len(dst) - base
+		dst = append(quote(dst, k.name), ':')
+		var val *node
+		j, found := searchFrom(obj.keys[lo:], k.name)
+		if lo += j; found {
+			val = obj.kids[lo]
+		}
+		var ok bool
+		if dst, ok = appendSetMember(dst, k, val); !ok {
+			return dst, false
+		}
+		s.spans[i] = span{start, len(dst) - base}
+		i++
+	}
+	return append(dst, '}'), true
+}
+
+// cleanRun returns the end of the run of members of the root from i that are copied
+// from s.last: built then, and touched by no change since.
+func (s *TouchSet) cleanRun(i int) int {
+	kids := s.root.kids
+	for i < len(kids) && !kids[i].dirty && s.last != nil {
+		i++
+	}
+	return i
 }
 
 // appendSetLevel appends the merge patch object of level m, whose value in the target

@@ -33,14 +33,14 @@ import (
 // must give the current document.
 func TestMergeCatchUpsKeptAcrossVersions(t *testing.T) {
 	t.Parallel()
-	length := 300
+	length := 250
 	if testing.Short() {
 		length = 100
 	}
 	for seed := range 3 {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			t.Parallel()
-			o := newCatchUpOracle(t, 60)
+			o := newCatchUpOracle(t, 40)
 			g := newDocWalk(uint64(seed))
 			var tr diff.Tracker
 			for range length {
@@ -71,8 +71,8 @@ type docWalk struct {
 
 func newDocWalk(seed uint64) *docWalk {
 	w := &docWalk{rng: rand.New(rand.NewPCG(seed, 99)), doc: map[string]any{}}
-	for i := range 60 {
-		w.doc[fmt.Sprintf("m%02d", i)] = map[string]any{"pad": strings.Repeat("p", 400), "v": w.value(2)}
+	for i := range 40 {
+		w.doc[fmt.Sprintf("m%02d", i)] = map[string]any{"pad": strings.Repeat("p", 200), "v": w.value(2)}
 	}
 	return w
 }
