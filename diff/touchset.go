@@ -31,14 +31,14 @@ type setNode struct {
 	kids []*setNode // by name; none below a level touched itself
 	// first is the order, counted from 1, of the first touch of this path itself, 0 when
 	// only paths below it were touched; creates is whether that touch created the value.
-	first   uint64
-	creates bool
+	first uint64
 	// firstBelow is the order of the first touch of this path or of one below it.
 	firstBelow uint64
-	// At the root's levels: whether a change touched this member since last was built,
-	// and where the member lies in last otherwise.
-	dirty bool
-	in    span
+	// At the root's levels: where the member lies in last, and whether a change touched
+	// it since last was built.
+	in      span
+	creates bool
+	dirty   bool
 }
 
 // span is where a member ("name":value) lies in a merge patch.
@@ -46,8 +46,8 @@ type span struct{ start, end int }
 
 const spanSize = 16
 
-// setNodeOverhead estimates the bytes a level holds besides its name's text: the node,
-// and its share of its parent's slice of kids.
+// setNodeOverhead estimates the bytes a level holds besides its name's text: the node
+// (80 bytes), and its share of its parent's slice of kids.
 const setNodeOverhead = 96
 
 // Add adds the touches of the run's next change.
