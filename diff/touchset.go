@@ -44,7 +44,7 @@ type setNode struct {
 // span is where a member ("name":value) lies in a merge patch.
 type span struct{ start, end int }
 
-const spanSize = 16
+const spanSize = 16 // bytes of a span
 
 // setNodeOverhead estimates the bytes a level holds besides its name's text: the node
 // (80 bytes), and its share of its parent's slice of kids.
@@ -138,9 +138,9 @@ func (s *TouchSet) Size() int {
 // run to version to, which must be the result of the run's last change: the merge patch
 // MergeFromTouches returns for the run's changes. It reports false in the same cases,
 // returning dst as it was. Each touched member takes its value in to's document, kept
-// whole; the members of the root that no change touched since the last call are copied
-// from the patch built then, for the version the run reached then: their values are the
-// same.
+// whole; the members of the root that no change touched since the last patch it built
+// are copied from that patch, built for the version the run reached then: their values
+// are the same.
 func (s *TouchSet) AppendMerge(dst []byte, to *Version) ([]byte, bool) {
 	if to.doc.kind != kindObject || s.root.first != 0 {
 		return dst, false // see objectToObject
