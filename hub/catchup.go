@@ -27,6 +27,7 @@ type catchUp struct {
 	to      *diff.Version  // the version the client is brought to
 	patches [][]byte       // from the history, oldest first, in JSONPatch
 	touches []diff.Touches // from the history, oldest first, in MergePatch
+	first   uint64         // in MergePatch, the sequence number of touches[0]
 	resume  bool           // asked for on subscribing: counted in the resume metrics
 }
 
@@ -68,7 +69,7 @@ func (t *Topic) plan(id string, f Format) ([]byte, *catchUp) {
 func (t *Topic) joinable(c *catchUp) bool {
 	limit, ok := len(t.cur.JSON), false
 	if c.format == MergePatch {
-		c.touches, ok = t.hist.touchesSince(c.from, limit)
+		c.touches, c.first, ok = t.hist.touchesSince(c.from, limit)
 	} else {
 		c.patches, ok = t.hist.patchesSince(c.from, limit)
 	}

@@ -82,22 +82,28 @@ func (h *history) patchesSince(id string, limit int) ([][]byte, bool) {
 }
 
 // touchesSince returns where the changes that take a holder of version id to the newest
-// version touched the document, oldest first, on the terms of patchesSince. It also
-// returns false when a merge patch cannot span one of them.
-func (h *history) touchesSince(id string, limit int) ([]diff.Touches, bool) {
+// version touched the document, oldest first, on the terms of patchesSince, and the
+// sequence number of the first. It also returns false when a merge patch cannot span one
+// of them.
+func (h *history) touchesSince(id string, limit int) ([]diff.Touches, uint64, bool) {
 	first, ok := h.since(id, limit)
 	if !ok {
-		return nil, false
+		return nil, 0, false
 	}
 	out := make([]diff.Touches, 0, h.next-first)
 	for s := first; s < h.next; s++ {
 		e := h.at(s)
 		if e.noMerge {
-			return nil, false
+			return nil, 0, false
 		}
 		out = append(out, e.touches)
 	}
-	return out, true
+	return out, first, true
+}
+
+// oldest returns the sequence number of the oldest version held.
+func (h *history) oldest() uint64 {
+	return h.next - uint64(h.n)
 }
 
 // since returns the sequence number of the first change a holder of version id needs to

@@ -93,6 +93,7 @@ type Topic struct {
 	cacheVer *diff.Version         // the version the frames kept lead to: cur
 	snap     []byte                // snapshot frame of cacheVer, built on first use
 	catchUp  map[catchUpKey][]byte // catch-up frame to cacheVer, by format and the version held
+	runs     touchRuns             // merged touches of merge_patch catch-ups, kept across versions
 	flights  singleflight.Group    // catch-ups being computed, by catchUp.key
 }
 
@@ -111,6 +112,7 @@ func newTopic(h *Hub, key string) *Topic {
 		ready:    make(chan struct{}),
 		status:   Status{OK: true},
 		hist:     newHistory(h.cfg.History, h.cfg.HistoryBytes),
+		runs:     newTouchRuns(h.cfg.HistoryBytes),
 		last:     time.Now(),
 	}
 	return t
@@ -163,6 +165,7 @@ func (t *Topic) commit(enc *encodings) {
 	t.cur = v
 	t.cacheMu.Lock()
 	t.cacheVer, t.snap, t.catchUp = v, enc.snap, nil
+	t.runs.dropBefore(t.hist.oldest())
 	t.cacheMu.Unlock()
 	t.append(f)
 }
@@ -300,7 +303,9 @@ func (t *Topic) catchUpFrame(c *catchUp) []byte {
 	}
 	buf := patchBufs.Get().(*[]byte)
 	defer patchBufs.Put(buf)
-	merge, ok := diff.AppendMergeFromTouches((*buf)[:0], c.touches, c.to)
+	run := t.runFor(c)
+	merge, ok := run.set.AppendMerge((*buf)[:0], c.to)
+	t.keepRun(run)
 	*buf = merge
 	if !ok {
 		return t.snapshotOf(c.to)
