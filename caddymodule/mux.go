@@ -179,8 +179,9 @@ type routeName struct {
 	name   string
 }
 
-// register makes h the handler that muxes of its server serve under its name. Two
-// routes of one server with the same name are a config error: a mux could not tell
+// register makes h the handler that muxes of its server serve under its name. Routes of
+// one server may share a name only when they share their poll settings, and so their
+// loops, views and documents; two that differ are a config error: a mux could not tell
 // which one to serve.
 func (h *Handler) register(ctx caddy.Context) error {
 	if h.Name == "" {
@@ -192,8 +193,8 @@ func (h *Handler) register(ctx caddy.Context) error {
 		named.Store(h.named, h)
 		return nil
 	}
-	if prev, loaded := named.LoadOrStore(h.named, h); loaded && prev != h {
-		return fmt.Errorf("name %q: another poll_sse route of this server has it; give each route its own name", h.Name)
+	if prev, loaded := named.LoadOrStore(h.named, h); loaded && prev.(*Handler).hubKey != h.hubKey {
+		return fmt.Errorf("name %q: another poll_sse route of this server has it with other settings; give each route its own name", h.Name)
 	}
 	return nil
 }

@@ -195,7 +195,8 @@ func plainAt(acme int) func(string) []byte {
 
 // TestMuxServesItsOwnServer runs two servers, each with a route named `orders` on an
 // upstream of its own and a mux: each mux serves its own server's route, never the other
-// one's. Two routes of one server with the same name are refused when the config loads.
+// one's. Two routes of one server with the same name and different upstreams are refused
+// when the config loads.
 func TestMuxServesItsOwnServer(t *testing.T) {
 	t.Parallel()
 	a := newUpstream(t, map[string]any{"site": "a"})
