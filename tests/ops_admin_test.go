@@ -198,6 +198,7 @@ func TestOpsNoCredentials(t *testing.T) {
 
 	caddy.config = []byte(caddyfileWith(caddy.adminAddr, caddy.siteAddr, "debug", body("150ms")))
 	load(t, caddy, caddy.config, nil)
+	waitAnswering(t, caddy)
 	again := dialSSE(t, caddy.url(""), withHeader("Cookie", "session=c00kie-secret"))
 	again.waitFor(u.document(), adminWait)
 	again.close()

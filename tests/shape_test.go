@@ -2,6 +2,7 @@ package tests
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -143,8 +144,9 @@ func TestReloadWithNewSelect(t *testing.T) {
 }
 
 // waitAnswering waits until the site answers a JSON GET on a new connection. A request
-// that reaches the config a reload is replacing is dropped so that the client retries,
-// as a browser does; this retries until the new config answers.
+// that reaches the config a reload is replacing is dropped (a stream, so that the client
+// retries, as a browser does) or answered 503 (a JSON GET); this retries until the new
+// config answers.
 func waitAnswering(t *testing.T, caddy *caddyProc) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -155,7 +157,10 @@ func waitAnswering(t *testing.T, caddy *caddyProc) {
 		resp, err := (&http.Client{Transport: tr, Timeout: 2 * time.Second}).Do(req)
 		if err == nil {
 			resp.Body.Close()
-			return
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				return
+			}
+			err = errors.New(resp.Status)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the site did not answer after the reload: %v", err)
