@@ -35,7 +35,7 @@ func chaosDuration(t *testing.T) time.Duration {
 // two documents, and no client ever holds a document the upstream did not serve.
 type chaosOracle struct {
 	mu     sync.Mutex
-	served map[string]bool
+	served map[string]bool // canonical documents, and "list " + their lists
 	ids    map[string]string
 	errs   []string
 }
@@ -55,15 +55,25 @@ func (o *chaosOracle) serve(t *testing.T, u *upstream, doc any) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var whole struct {
+		List json.RawMessage `json:"list"`
+	}
+	_ = json.Unmarshal(b, &whole)
+	list, _ := canonical(whole.List)
 	o.mu.Lock()
 	o.served[c] = true
+	if whole.List != nil {
+		o.served["list "+list] = true
+	}
 	o.mu.Unlock()
 }
 
 // check records a failure if doc, which a client holds at id after event what, was not
-// served, or id stood for another document before.
-func (o *chaosOracle) check(who, what, id string, doc []byte) {
+// served (as a whole, or as its list when kind is "list "), or id stood for another
+// document before.
+func (o *chaosOracle) check(who, what, kind, id string, doc []byte) {
 	c, err := canonical(doc)
+	c, id = kind+c, kind+id
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	switch prev, seen := o.ids[id]; {
@@ -153,37 +163,128 @@ func (c *chaosClient) stream(ctx context.Context) {
 }
 
 func (c *chaosClient) apply(msg sse.Message) {
+	if msg.Type != "snapshot" && msg.Type != "patch" {
+		return // upstream events change nothing
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var doc []byte
-	var err error
-	switch msg.Type {
-	case "snapshot":
-		doc = []byte(msg.Data)
-	case "patch":
-		switch {
-		case c.doc == nil:
-			err = fmt.Errorf("a patch before any document")
-		case c.format == "merge_patch":
-			doc, err = jsonpatch.MergePatch(c.doc, []byte(msg.Data))
-		case c.format == "json_patch":
-			var p jsonpatch.Patch
-			if p, err = jsonpatch.DecodePatch([]byte(msg.Data)); err == nil {
-				doc, err = p.Apply(c.doc)
-			}
-		default:
-			err = fmt.Errorf("a patch in format %s", c.format)
-		}
-	default:
-		return // upstream events and comments change nothing
-	}
+	doc, err := applyInFormat(c.format, c.doc, msg.Type, msg.Data)
 	if err != nil {
 		c.oracle.fail("%s: %s %s on %s: %v", c.name, msg.Type, msg.LastEventID, c.id, err)
 		c.doc, c.id = nil, "" // start clean, as the browser client does
 		return
 	}
 	c.doc, c.id = doc, msg.LastEventID
-	c.oracle.check(c.name, msg.Type, msg.LastEventID, doc)
+	c.oracle.check(c.name, msg.Type, "", msg.LastEventID, doc)
+}
+
+// applyInFormat returns doc after a snapshot or patch event in format, applied with
+// evanphx/json-patch.
+func applyInFormat(format string, doc []byte, typ, data string) ([]byte, error) {
+	switch {
+	case typ == "snapshot":
+		return []byte(data), nil
+	case doc == nil:
+		return nil, fmt.Errorf("a patch before any document")
+	case format == "merge_patch":
+		return jsonpatch.MergePatch(doc, []byte(data))
+	case format == "json_patch":
+		p, err := jsonpatch.DecodePatch([]byte(data))
+		if err != nil {
+			return nil, err
+		}
+		return p.Apply(doc)
+	}
+	return nil, fmt.Errorf("a patch in format %s", format)
+}
+
+// chaosMux follows a mux of stream `a` (the whole document) and stream `b` (its list),
+// applying each stream's events, and comes back with the composite id it holds. Each
+// part of that id is checked against the oracle as a single stream's id: the same
+// version ids, derived from content, whichever way a client comes.
+type chaosMux struct {
+	chaosClient
+	docs map[string][]byte
+}
+
+func (c *chaosMux) holds() ([]byte, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.docs["a"], c.id
+}
+
+// apply takes one mux event: `<stream>.<event>`, with the composite id.
+func (c *chaosMux) apply(msg sse.Message) {
+	stream, typ, _ := strings.Cut(msg.Type, ".")
+	if typ != "snapshot" && typ != "patch" {
+		// A mux request that reaches the config a reload is replacing may find its
+		// routes gone (404); nothing else is refused here.
+		if msg.Type == "refused" && !strings.Contains(msg.Data, `"status":404`) {
+			c.oracle.fail("%s: refused %s", c.name, msg.Data)
+		}
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	doc, err := applyInFormat(c.format, c.docs[stream], typ, msg.Data)
+	if err != nil {
+		c.oracle.fail("%s: %s %s on %s: %v", c.name, msg.Type, msg.LastEventID, c.id, err)
+		c.docs, c.id = map[string][]byte{}, "" // start clean
+		return
+	}
+	c.docs[stream], c.id = doc, msg.LastEventID
+	parts := strings.Split(msg.LastEventID, ".")
+	if len(parts) != 2 {
+		c.oracle.fail("%s: composite id %q", c.name, msg.LastEventID)
+		return
+	}
+	if stream == "a" {
+		c.oracle.check(c.name, msg.Type, "", parts[0], doc)
+	} else {
+		c.oracle.check(c.name, msg.Type, "list ", parts[1], doc)
+	}
+}
+
+// run follows the mux until ctx ends, dropping it after a random while.
+func (c *chaosMux) run(ctx context.Context, rng *rand.Rand) {
+	for ctx.Err() == nil {
+		sctx, cancel := context.WithTimeout(ctx, time.Duration(200+rng.IntN(1300))*time.Millisecond)
+		c.stream(sctx)
+		cancel()
+		time.Sleep(time.Duration(20+rng.IntN(200)) * time.Millisecond)
+	}
+}
+
+func (c *chaosMux) stream(ctx context.Context) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url+"?stream=a&stream=b&format="+c.format, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	if _, id := c.holds(); id != "" {
+		req.Header.Set("Last-Event-ID", id)
+	}
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusNotFound {
+			c.oracle.fail("%s: status %s", c.name, resp.Status)
+		}
+		return
+	}
+	c.mu.Lock()
+	c.streams++
+	c.mu.Unlock()
+	dec := sse.NewDecoder(resp.Body)
+	for {
+		msg, err := dec.Next()
+		if err != nil {
+			return
+		}
+		c.apply(msg)
+	}
 }
 
 // chaosDoc is revision rev of a document whose shape changes: members come and go,
@@ -224,8 +325,11 @@ func TestChaos(t *testing.T) {
 	oracle.serve(t, u, chaosDoc(rng, 0))
 	site := func(interval string) string {
 		route := pollSSE(u.url(), "interval "+interval, "timeout 300ms", "retry 100ms")
-		return fmt.Sprintf("handle /a {\n%s\n}\nroute /w {\n\tintercept {\n\t\t@err status 5xx\n\t\treplace_status @err 502\n\t}\n%s\n}",
-			indent(route), indent(route))
+		named := func(name string, more ...string) string {
+			return indent(pollSSE(u.url(), append([]string{"interval " + interval, "timeout 300ms", "retry 100ms", "name " + name}, more...)...))
+		}
+		return fmt.Sprintf("handle /a {\n%s\n}\nroute /w {\n\tintercept {\n\t\t@err status 5xx\n\t\treplace_status @err 502\n\t}\n%s\n}\n", named("a"), indent(route)) +
+			fmt.Sprintf("handle /b {\n%s\n}\nhandle /mux {\n\tpoll_sse_mux {\n\t\tstreams a b\n\t}\n}", named("b", "select /list"))
 	}
 	caddy := startCaddy(t, site("50ms"))
 
@@ -239,6 +343,13 @@ func TestChaos(t *testing.T) {
 		clients = append(clients, c)
 		crng := rand.New(rand.NewPCG(uint64(i), 7))
 		wg.Go(func() { c.run(ctx, crng, i%4 != 0) })
+	}
+	var muxes []*chaosMux
+	for i, format := range []string{"json_patch", "merge_patch", "snapshot", "json_patch"} {
+		m := &chaosMux{chaosClient: chaosClient{name: fmt.Sprintf("mux %d (%s)", i, format), url: caddy.url("/mux"), format: format, oracle: oracle}, docs: map[string][]byte{}}
+		muxes = append(muxes, m)
+		mrng := rand.New(rand.NewPCG(uint64(i), 9))
+		wg.Go(func() { m.run(ctx, mrng) })
 	}
 
 	reloads, end := 0, time.Now().Add(chaosDuration(t))
@@ -279,9 +390,25 @@ func TestChaos(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	for _, m := range muxes {
+		for {
+			doc, _ := m.holds()
+			if got, _ := canonical(doc); got == final {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%s holds %.300s, want the final document", m.name, doc)
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	cancel()
 	wg.Wait()
 	streams := 0
+	for _, m := range muxes {
+		streams += m.streams
+	}
 	for _, c := range clients {
 		streams += c.streams
 	}
