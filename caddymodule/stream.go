@@ -164,8 +164,12 @@ func (h *Handler) writeTimeout() time.Duration {
 // lastEventID returns the version the client says it holds: the Last-Event-ID header, or
 // the last_event_id query parameter for clients that cannot set headers.
 func lastEventID(r *http.Request) string {
-	if v := r.Header.Get("Last-Event-ID"); v != "" {
-		return v
+	if vs := r.Header[lastEventIDHeader]; len(vs) > 0 && vs[0] != "" {
+		return vs[0]
 	}
 	return queryValue(r.URL.RawQuery, "last_event_id")
 }
+
+// lastEventIDHeader is Last-Event-ID as net/http keys it: looked up directly, the name is
+// not canonicalized again, into a new string, on every request.
+const lastEventIDHeader = "Last-Event-Id"
