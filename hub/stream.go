@@ -63,7 +63,7 @@ func (s *Subscription) ServeUntil(ctx context.Context, conn net.Conn, end time.T
 	} else {
 		st.ctx, st.cancel = context.WithDeadline(ctx, end)
 	}
-	st.closeOnEnd(ctx, end)
+	st.afterEnd(ctx, end, st.close)
 	if !s.onDrain(st.close) {
 		st.fail(ErrDrained)
 		return
@@ -88,16 +88,6 @@ func (s *Subscription) ServeUntil(ctx context.Context, conn net.Conn, end time.T
 	} else if st.state.CompareAndSwap(stateFast, stateDraining) {
 		go st.serveBlocking()
 	}
-}
-
-// closeOnEnd closes the stream when its context ends other than by close: at end, unless
-// it is zero, or with parent. A stream that only close can end needs no such watch, which
-// would hold a registration, a channel and a map entry for each idle stream.
-func (st *stream) closeOnEnd(parent context.Context, end time.Time) {
-	if parent.Done() == nil && end.IsZero() {
-		return
-	}
-	context.AfterFunc(st.ctx, st.close)
 }
 
 // deliver writes the frames of v that st has not read, without blocking, and returns how
