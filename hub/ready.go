@@ -10,9 +10,10 @@ import "context"
 // valid until the next call; they count as sent. It returns ErrClosed when the topic
 // stops, and ErrDrained once a drain has ended s.
 func (s *Subscription) Ready(ctx context.Context) ([][]byte, <-chan struct{}, error) {
+	end := s.drained()
 	for {
 		select {
-		case <-s.end:
+		case <-end:
 			return nil, nil, ErrDrained
 		default:
 		}
@@ -40,4 +41,18 @@ func (s *Subscription) sent(frames [][]byte) [][]byte {
 
 // Drained returns a channel closed when a drain ends s: Ready and Next then return
 // ErrDrained.
-func (s *Subscription) Drained() <-chan struct{} { return s.end }
+func (s *Subscription) Drained() <-chan struct{} { return s.drained() }
+
+// drained returns the channel closed when a drain ends s. It is made on first use: a
+// stream handed to the hub's shared writers never waits on it, and does not hold one.
+func (s *Subscription) drained() <-chan struct{} {
+	s.endMu.Lock()
+	defer s.endMu.Unlock()
+	if s.end == nil {
+		s.end = make(chan struct{})
+		if s.ended {
+			close(s.end)
+		}
+	}
+	return s.end
+}
