@@ -10,12 +10,9 @@ import "context"
 // valid until the next call; they count as sent. It returns ErrClosed when the topic
 // stops, and ErrDrained once a drain has ended s.
 func (s *Subscription) Ready(ctx context.Context) ([][]byte, <-chan struct{}, error) {
-	end := s.drained()
 	for {
-		select {
-		case <-end:
+		if s.wasDrained() {
 			return nil, nil, ErrDrained
-		default:
 		}
 		if s.owes() {
 			frames, err := s.settle(ctx)
@@ -43,8 +40,16 @@ func (s *Subscription) sent(frames [][]byte) [][]byte {
 // ErrDrained.
 func (s *Subscription) Drained() <-chan struct{} { return s.drained() }
 
-// drained returns the channel closed when a drain ends s. It is made on first use: a
-// stream handed to the hub's shared writers never waits on it, and does not hold one.
+// wasDrained reports whether a drain has ended s, without making its channel.
+func (s *Subscription) wasDrained() bool {
+	s.endMu.Lock()
+	defer s.endMu.Unlock()
+	return s.ended
+}
+
+// drained returns the channel closed when a drain ends s. It is made when something
+// first waits on it: a stream handed to the hub's shared writers never does, although its
+// first frames are read with Next, and holds none.
 func (s *Subscription) drained() <-chan struct{} {
 	s.endMu.Lock()
 	defer s.endMu.Unlock()

@@ -91,12 +91,9 @@ func (s *Subscription) Next(ctx context.Context) ([][]byte, error) {
 
 // wait returns the frames owed, or waits for new ones.
 func (s *Subscription) wait(ctx context.Context) ([][]byte, error) {
-	end := s.drained()
 	for {
-		select {
-		case <-end:
+		if s.wasDrained() {
 			return nil, ErrDrained
-		default:
 		}
 		if s.owes() {
 			frames, err := s.settle(ctx)
@@ -113,7 +110,7 @@ func (s *Subscription) wait(ctx context.Context) ([][]byte, error) {
 		}
 		select {
 		case <-wake:
-		case <-end:
+		case <-s.drained():
 			return nil, ErrDrained
 		case <-ctx.Done():
 			return nil, ctx.Err()
