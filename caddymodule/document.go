@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,9 +19,11 @@ import (
 func wantsJSON(accept []string) bool {
 	seen := false
 	for _, field := range accept {
-		for _, rng := range strings.Split(field, ",") {
-			mt, params, err := mime.ParseMediaType(strings.TrimSpace(rng))
-			if err != nil || params["q"] == "0" || params["q"] == "0.0" {
+		for rest, more := field, true; more; {
+			var rng string
+			rng, rest, more = strings.Cut(rest, ",")
+			mt, accepted, ok := mediaRange(rng)
+			if !ok || !accepted {
 				continue
 			}
 			if mt != "application/json" && !strings.HasSuffix(mt, "+json") {

@@ -142,6 +142,7 @@ type Handler struct {
 
 	upstream upstreamTemplate
 	poll     poller.Config // each poll loop gets its own poller.Poller from it
+	fixed    *loop         // the route's one loop when no request changes it (see fixedLoop)
 	format   hub.Format    // the default change format
 	shape    diff.Options  // each poll loop gets its own diff.Tracker from it
 	hub      *routeHub     // the pooled hub, with this route's limits: its views' hub with views
@@ -223,6 +224,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.provisionHub(ctx); err != nil {
 		return err
 	}
+	h.fixed = h.fixedLoop()
 	h.streams, h.endStreams = context.WithCancel(context.Background())
 	h.live = newLiveStreams()
 	h.servers = new(sync.Map)

@@ -19,22 +19,25 @@ import (
 // caddyhttpPkg is the import path of Caddy's caddyhttp package.
 var caddyhttpPkg = reflect.TypeFor[caddyhttp.ResponseWriterWrapper]().PkgPath()
 
-// passThrough lists, by type name, the wrappers that Caddy v2.11 puts between a route
-// and net/http and that hand every byte written through them on unchanged. Each entry
+// typeKey names a type: its import path and its name.
+type typeKey struct{ pkg, name string }
+
+// passThrough lists, by type, the wrappers that Caddy v2.11 puts between a route and
+// net/http and that hand every byte written through them on unchanged. Each entry
 // reports whether w does so now, once the response header went out.
-var passThrough = map[string]func(w http.ResponseWriter) bool{
+var passThrough = map[typeKey]func(w http.ResponseWriter) bool{
 	// The plain wrapper, embedded by most of the others.
-	caddyhttpPkg + ".ResponseWriterWrapper": always,
+	{caddyhttpPkg, "ResponseWriterWrapper"}: always,
 	// The recorder of the access log. It counts the bytes written through it: the
 	// frames the hub writes after the hand-over are not in the logged size. The same
 	// type buffers for other middleware; a buffering one is not passed.
-	caddyhttpPkg + ".responseRecorder": notBuffering,
+	{caddyhttpPkg, "responseRecorder"}: notBuffering,
 	// The server's read and write idle timeouts (on by default). The hub sets its own
 	// write deadline on the connection, and reads nothing but the client closing it.
-	caddyhttpPkg + ".IdleTimeoutWriter":  always,
-	caddyhttpPkg + ".readDeadlineWriter": always,
+	{caddyhttpPkg, "IdleTimeoutWriter"}:  always,
+	{caddyhttpPkg, "readDeadlineWriter"}: always,
 	// `header` with deferred operations: it changes the header only, when it is written.
-	caddyhttpPkg + "/headers.responseWriterWrapper": always,
+	{caddyhttpPkg + "/headers", "responseWriterWrapper"}: always,
 }
 
 func always(http.ResponseWriter) bool { return true }
@@ -45,7 +48,7 @@ func notBuffering(w http.ResponseWriter) bool {
 }
 
 // netHTTPResponse is net/http's own HTTP/1.x ResponseWriter, the one that hijacks.
-const netHTTPResponse = "net/http.response"
+var netHTTPResponse = typeKey{"net/http", "response"}
 
 // hijacker returns net/http's own ResponseWriter beneath w if every wrapper between them
 // is of a type in passThrough, or nil. With headerOut, after the response header went
@@ -69,11 +72,12 @@ func hijacker(w http.ResponseWriter, headerOut bool) http.Hijacker {
 	return hj
 }
 
-// typeName names the type of w, or of what it points to: import path, dot, name.
-func typeName(w http.ResponseWriter) string {
+// typeName names the type of w, or of what it points to. It builds no string: the
+// check runs on every stream request.
+func typeName(w http.ResponseWriter) typeKey {
 	t := reflect.TypeOf(w)
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	return t.PkgPath() + "." + t.Name()
+	return typeKey{t.PkgPath(), t.Name()}
 }

@@ -81,3 +81,27 @@ func TestHijackerOnlyThroughPassThroughWrappers(t *testing.T) {
 		})
 	}
 }
+
+// TestHijackerCheckAllocatesNothing: the check every stream request makes of the chain
+// Caddy builds (its wrapper, the access log's recorder, the idle timeouts' writer)
+// allocates nothing. It does not run in parallel: AllocsPerRun counts the process's.
+func TestHijackerCheckAllocatesNothing(t *testing.T) {
+	allocs := make(chan float64, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		var ww http.ResponseWriter = caddyhttp.NewResponseRecorder(&caddyhttp.ResponseWriterWrapper{ResponseWriter: w}, nil, nil)
+		ww = &caddyhttp.IdleTimeoutWriter{ResponseWriterWrapper: &caddyhttp.ResponseWriterWrapper{ResponseWriter: ww}}
+		if hijacker(ww, false) == nil {
+			t.Error("no hand-over through Caddy's pass-through wrappers")
+		}
+		allocs <- testing.AllocsPerRun(100, func() { hijacker(ww, false) })
+	}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if n := <-allocs; n != 0 {
+		t.Fatalf("the hand-over check allocates %v times", n)
+	}
+}

@@ -26,6 +26,11 @@ type loop struct {
 }
 
 func (h *Handler) loopFor(r *http.Request) (loop, error) {
+	if h.fixed != nil {
+		lp := *h.fixed
+		lp.newSource = h.limited(r, lp.newSource)
+		return lp, nil
+	}
 	url := h.poll.URL
 	if h.upstream.dynamic() {
 		repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -38,6 +43,25 @@ func (h *Handler) loopFor(r *http.Request) (loop, error) {
 		}
 	}
 	fwd, digest := h.forwarded(r)
+	lp := h.loopOf(url, fwd, digest)
+	lp.newSource = h.limited(r, lp.newSource)
+	return lp, nil
+}
+
+// fixedLoop returns the one loop of a route whose upstream has no placeholder and that
+// forwards no client header, built once instead of for every request; nil for another
+// route. It is called at the end of Provision.
+func (h *Handler) fixedLoop() *loop {
+	if h.upstream.dynamic() || len(h.Forward) > 0 {
+		return nil
+	}
+	lp := h.loopOf(h.poll.URL, nil, "")
+	return &lp
+}
+
+// loopOf returns the loop polling url with the forwarded headers fwd, whose digest is
+// digest, before the client's cap on the loops it starts applies.
+func (h *Handler) loopOf(url string, fwd http.Header, digest string) loop {
 	cfg := h.poll
 	cfg.URL = url
 	if len(fwd) > 0 {
@@ -56,10 +80,19 @@ func (h *Handler) loopFor(r *http.Request) (loop, error) {
 	if rs := h.redis; rs != nil {
 		newSource = func() hub.Source { return newRedisSource(rs, cfg, shape) }
 	}
-	if h.clients != nil {
-		newSource = h.clients.limit(clientAddress(r), h.MaxLoopsPerClient, newSource)
+	return loop{key: key, newSource: newSource, poll: cfg}
+}
+
+// limited wraps newSource in the cap on the loops r's client starts. The client's address
+// is worked out only when a loop is started, which a client joining a running one never
+// does.
+func (h *Handler) limited(r *http.Request, newSource func() hub.Source) func() hub.Source {
+	if h.clients == nil {
+		return newSource
 	}
-	return loop{key: key, newSource: newSource, poll: cfg}, nil
+	return func() hub.Source {
+		return h.clients.limit(clientAddress(r), h.MaxLoopsPerClient, newSource)()
+	}
 }
 
 // forwarded returns the client headers named by forward, and a digest of them.

@@ -153,7 +153,7 @@ func (m *Mux) subscribe(r *http.Request, name, held string) (*muxSub, int, error
 	if err != nil {
 		return nil, http.StatusBadRequest, err
 	}
-	r, lp, release, err := h.admit(discardHeaders{}, streamRequest(r, name))
+	r, lp, release, err := h.admit(discardHeaders{}, routeRequest(r, name))
 	if err != nil {
 		return nil, statusOf(err), err
 	}
@@ -170,9 +170,9 @@ func (m *Mux) subscribe(r *http.Request, name, held string) (*muxSub, int, error
 	}
 }
 
-// streamRequest returns r as the route of the stream name sees it: its `select` is the
+// routeRequest returns r as the route of the stream name sees it: its `select` is the
 // value of `select.<name>`, and absent without one.
-func streamRequest(r *http.Request, name string) *http.Request {
+func routeRequest(r *http.Request, name string) *http.Request {
 	q := r.URL.Query()
 	sel, ok := q[selectParam+"."+name]
 	if _, had := q[selectParam]; !ok && !had {

@@ -1,7 +1,9 @@
 package caddymodule
 
 import (
+	"bufio"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -45,4 +47,32 @@ func BenchmarkStreamQuery(b *testing.B) {
 			_, _ = queryValue(q, "format"), queryValue(q, "last_event_id")
 		}
 	})
+}
+
+// TestLastEventID: the header, however the client spells its name, comes before the
+// query parameter, which an empty header does not hide. Requests are parsed as net/http
+// parses them off the wire.
+func TestLastEventID(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		header, target, want string
+	}{
+		{"Last-Event-ID: a", "/", "a"},
+		{"last-event-id: b", "/?last_event_id=q", "b"},
+		{"LAST-EVENT-ID: c", "/", "c"},
+		{"Last-Event-Id: d\r\nLast-Event-ID: e", "/", "d"},
+		{"Last-Event-ID: ", "/?last_event_id=q", "q"},
+		{"X-Other: 1", "/?format=snapshot&last_event_id=q", "q"},
+		{"X-Other: 1", "/", ""},
+	}
+	for _, tc := range tests {
+		raw := "GET " + tc.target + " HTTP/1.1\r\nHost: x\r\n" + tc.header + "\r\n\r\n"
+		r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := lastEventID(r); got != tc.want {
+			t.Errorf("%q, %s: %q; want %q", tc.header, tc.target, got, tc.want)
+		}
+	}
 }

@@ -51,10 +51,6 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, lp loop) e
 			sub.Close()
 		}
 	}()
-	ctx, cancel := h.streamContext(r)
-	defer cancel()
-	defer context.AfterFunc(h.streams, cancel)()
-
 	setStreamHeaders(w.Header())
 	var hj http.Hijacker
 	if r.ProtoMajor == 1 {
@@ -66,40 +62,66 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, lp loop) e
 		w.Header().Set("Transfer-Encoding", "identity")
 	}
 	w.WriteHeader(http.StatusOK)
-	handedOver = h.pump(ctx, w, r, sub, hj)
+	rc := http.NewResponseController(w)
+	if hj != nil {
+		var ok bool
+		if handedOver, ok = h.handOver(w, rc, r, sub, hj); handedOver || !ok {
+			return nil
+		}
+	}
+	ctx, cancel := h.streamContext(r)
+	defer cancel()
+	defer context.AfterFunc(h.streams, cancel)()
+	h.pump(ctx, w, rc, r, sub)
 	return nil
 }
 
-// pump writes the subscription's frames through w until the client leaves or ctx ends.
-// With hj, after the first frames it hands the connection to the hub instead, if every
-// wrapper of w still passes bytes through unchanged (see handover.go), and reports that
-// it did.
-func (h *Handler) pump(ctx context.Context, w http.ResponseWriter, r *http.Request, sub *hub.Subscription, hj http.Hijacker) bool {
-	rc := http.NewResponseController(w)
-	for {
-		frames, err := sub.Next(ctx)
-		if err != nil {
-			h.writeExpired(w, rc, r)
-			return false
-		}
-		if err := h.write(w, rc, frames); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				h.metrics.Slow(hub.SlowDisconnect)
-			}
-			h.logger.Debug("writing to client", zap.String("remote", r.RemoteAddr), zap.Error(err))
-			return false
-		}
-		if hj != nil && hijacker(w, true) != nil {
-			if conn, _, err := hj.Hijack(); err == nil {
-				// From here on the stream belongs to the hub, which outlives this
-				// config when a reload keeps the route (see drain.go).
-				h.live.remove(sub)
-				sub.ServeUntil(context.Background(), conn, expiryOf(r))
-				return true
-			}
-		}
-		hj = nil
+// handOver writes the first frames through w and then hands the connection to the hub,
+// if every wrapper of w still passes bytes through unchanged (see handover.go). It
+// reports whether it did, and whether the stream goes on through w when it did not.
+// Those frames are ready when the subscription opens (the retry field at the least, and
+// a catch-up computed once for all the clients resuming from the same version), so the
+// request's context serves them: a stream handed over needs no context of its own.
+func (h *Handler) handOver(w http.ResponseWriter, rc *http.ResponseController, r *http.Request, sub *hub.Subscription, hj http.Hijacker) (handedOver, ok bool) {
+	if !h.next(r.Context(), w, rc, r, sub) {
+		return false, false
 	}
+	if hijacker(w, true) == nil {
+		return false, true
+	}
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return false, true
+	}
+	// From here on the stream belongs to the hub, which outlives this config when a
+	// reload keeps the route (see drain.go).
+	h.live.remove(sub)
+	sub.ServeUntil(context.Background(), conn, expiryOf(r))
+	return true, true
+}
+
+// pump writes the subscription's frames through w until the client leaves or ctx ends.
+func (h *Handler) pump(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, r *http.Request, sub *hub.Subscription) {
+	for h.next(ctx, w, rc, r, sub) {
+	}
+}
+
+// next writes the subscription's next frames through w, and reports whether the stream
+// goes on.
+func (h *Handler) next(ctx context.Context, w http.ResponseWriter, rc *http.ResponseController, r *http.Request, sub *hub.Subscription) bool {
+	frames, err := sub.Next(ctx)
+	if err != nil {
+		h.writeExpired(w, rc, r)
+		return false
+	}
+	if err := h.write(w, rc, frames); err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			h.metrics.Slow(hub.SlowDisconnect)
+		}
+		h.logger.Debug("writing to client", zap.String("remote", r.RemoteAddr), zap.Error(err))
+		return false
+	}
+	return true
 }
 
 // streamContext returns the context of a stream written through the ResponseWriter: it
@@ -143,8 +165,12 @@ func (h *Handler) writeTimeout() time.Duration {
 // lastEventID returns the version the client says it holds: the Last-Event-ID header, or
 // the last_event_id query parameter for clients that cannot set headers.
 func lastEventID(r *http.Request) string {
-	if v := r.Header.Get("Last-Event-ID"); v != "" {
-		return v
+	if vs := r.Header[lastEventIDHeader]; len(vs) > 0 && vs[0] != "" {
+		return vs[0]
 	}
 	return queryValue(r.URL.RawQuery, "last_event_id")
 }
+
+// lastEventIDHeader is Last-Event-ID as net/http keys it: looked up directly, the name is
+// not canonicalized again, into a new string, on every request.
+const lastEventIDHeader = "Last-Event-Id"

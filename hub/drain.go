@@ -80,7 +80,9 @@ func (s *Subscription) endNow() {
 		return
 	}
 	s.ended = true
-	close(s.end)
+	if s.end != nil {
+		close(s.end)
+	}
 	f := s.onEnd
 	s.endMu.Unlock()
 	if f != nil {

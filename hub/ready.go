@@ -11,10 +11,8 @@ import "context"
 // stops, and ErrDrained once a drain has ended s.
 func (s *Subscription) Ready(ctx context.Context) ([][]byte, <-chan struct{}, error) {
 	for {
-		select {
-		case <-s.end:
+		if s.wasDrained() {
 			return nil, nil, ErrDrained
-		default:
 		}
 		if s.owes() {
 			frames, err := s.settle(ctx)
@@ -40,4 +38,26 @@ func (s *Subscription) sent(frames [][]byte) [][]byte {
 
 // Drained returns a channel closed when a drain ends s: Ready and Next then return
 // ErrDrained.
-func (s *Subscription) Drained() <-chan struct{} { return s.end }
+func (s *Subscription) Drained() <-chan struct{} { return s.drained() }
+
+// wasDrained reports whether a drain has ended s, without making its channel.
+func (s *Subscription) wasDrained() bool {
+	s.endMu.Lock()
+	defer s.endMu.Unlock()
+	return s.ended
+}
+
+// drained returns the channel closed when a drain ends s. It is made when something
+// first waits on it: a stream handed to the hub's shared writers never does, although its
+// first frames are read with Next, and holds none.
+func (s *Subscription) drained() <-chan struct{} {
+	s.endMu.Lock()
+	defer s.endMu.Unlock()
+	if s.end == nil {
+		s.end = make(chan struct{})
+		if s.ended {
+			close(s.end)
+		}
+	}
+	return s.end
+}

@@ -93,7 +93,7 @@ func serve(ctx context.Context, conn net.Conn, m Multi) {
 	} else {
 		st.ctx, st.cancel = context.WithDeadline(ctx, end)
 	}
-	context.AfterFunc(st.ctx, st.end)
+	st.afterEnd(ctx, end, st.end)
 	for _, l := range st.legs {
 		if !l.sub.onDrain(st.close) {
 			st.fail(ErrDrained)

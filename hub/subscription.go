@@ -27,7 +27,7 @@ type Subscription struct {
 	limits  Limits   // the route's, which counts the subscription until it is closed
 	closed  bool     // guarded by t.subsMu
 
-	end   chan struct{} // closed when a drain ends the subscription
+	end   chan struct{} // closed when a drain ends the subscription; made by drained, under endMu
 	endMu sync.Mutex    // guards what follows
 	timer *time.Timer   // the drain's, once one ends the subscription
 	ended bool          // the drain's time came
@@ -54,7 +54,7 @@ func (t *Topic) join(f Format) {
 func (t *Topic) subscribe(lastID string, f Format) *Subscription {
 	t.mu.RLock() // it only reads the topic: join counted the subscriber
 	defer t.mu.RUnlock()
-	s := &Subscription{t: t, format: f, next: t.head, version: lastID, ok: true, end: make(chan struct{})}
+	s := &Subscription{t: t, format: f, next: t.head, version: lastID, ok: true}
 	s.pending = append(s.pending, t.hub.retryFrame())
 	fr, c := t.plan(lastID, f)
 	if fr != nil {
@@ -92,10 +92,8 @@ func (s *Subscription) Next(ctx context.Context) ([][]byte, error) {
 // wait returns the frames owed, or waits for new ones.
 func (s *Subscription) wait(ctx context.Context) ([][]byte, error) {
 	for {
-		select {
-		case <-s.end:
+		if s.wasDrained() {
 			return nil, ErrDrained
-		default:
 		}
 		if s.owes() {
 			frames, err := s.settle(ctx)
@@ -112,7 +110,7 @@ func (s *Subscription) wait(ctx context.Context) ([][]byte, error) {
 		}
 		select {
 		case <-wake:
-		case <-s.end:
+		case <-s.drained():
 			return nil, ErrDrained
 		case <-ctx.Done():
 			return nil, ctx.Err()

@@ -27,6 +27,7 @@ type Config struct {
 	Out          string
 	Pprof        string
 	PprofSeconds int
+	Heap         string // heap profile of Caddy's idle subscribers, taken in the profiled fan-out run
 	NchanWorkers string
 	Command      string
 	Label        string
@@ -70,6 +71,7 @@ func parseFlags() (Config, error) {
 	flag.StringVar(&c.Out, "out", "", "also write the report to this file")
 	flag.StringVar(&c.Pprof, "pprof", "", "save a CPU profile of Caddy during the largest time-to-last run here, or, without fanout, during the storm")
 	flag.IntVar(&c.PprofSeconds, "pprof-seconds", 5, "length of the CPU profile")
+	flag.StringVar(&c.Heap, "heap", "", "save a heap profile of Caddy holding the largest count of idle subscribers here (and its text form with the memory statistics in FILE.txt)")
 	flag.StringVar(&c.NchanWorkers, "nchan-workers", "", "Nchan worker_processes; empty tries 1 and auto and keeps the faster")
 	flag.StringVar(&c.Command, "command", "", "the command line to print in the report")
 	flag.StringVar(&c.Label, "label", "", "what was measured, e.g. the commit")
@@ -280,7 +282,7 @@ func (h *Harness) runServer(i int, name string, largest int, res *RunResult) err
 func (h *Harness) runFanout(i int, name string, largest int, res *RunResult) error {
 	for _, n := range h.cfg.Counts {
 		h.logf("run %d: %s fan-out at %d", i+1, name, n)
-		profile := h.cfg.Pprof != "" && i == 0 && name == PollSSE && n == largest
+		profile := (h.cfg.Pprof != "" || h.cfg.Heap != "") && i == 0 && name == PollSSE && n == largest
 		r, err := h.Fanout(name, n, h.cfg.Changes, profile)
 		if err != nil {
 			return err

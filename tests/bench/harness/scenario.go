@@ -173,11 +173,16 @@ func (h *Harness) Fanout(name string, n, changes int, profile bool) (FanoutResul
 		return r, err
 	}
 	r.RSSPerSubKiB = float64(u1.RSS-u0.RSS) / float64(r.Connected) / 1024
+	if profile && h.cfg.Heap != "" {
+		if err := h.saveHeap(srv); err != nil {
+			return r, err
+		}
+	}
 	if srv.up != nil {
 		r.ReqPerIntvl = h.idleRequests()
 	}
 	var prof *profileFetch
-	if profile {
+	if profile && h.cfg.Pprof != "" {
 		prof = h.startProfile(srv)
 	}
 	c0, _ := srv.Usage()
@@ -202,6 +207,17 @@ func (h *Harness) idleRequests() float64 {
 	r0 := h.up.Requests()
 	time.Sleep(h.cfg.IdleWindow)
 	return float64(h.up.Requests()-r0) / (float64(h.cfg.IdleWindow) / float64(h.cfg.Interval))
+}
+
+// saveHeap saves Caddy's heap profile into cfg.Heap, and its text form, which ends with
+// the runtime's memory statistics, into cfg.Heap + ".txt". Taken after RSS was measured.
+func (h *Harness) saveHeap(srv *Server) error {
+	url := fmt.Sprintf("http://%s/debug/pprof/heap", srv.AdminAddr)
+	h.logf("heap profile of %s into %s", srv.Name, h.cfg.Heap)
+	if err := fetchTo(url+"?debug=1", h.cfg.Heap+".txt", 30*time.Second); err != nil {
+		return err
+	}
+	return fetchTo(url, h.cfg.Heap, 30*time.Second)
 }
 
 // profileFetch is a CPU profile being fetched from Caddy's admin endpoint.
