@@ -33,6 +33,10 @@ import (
 // client reads it and hangs up. The in-process variant resumes with Subscribe and Next
 // alone, a worst case no network client reaches: with nothing to wait for, its 50
 // goroutines take all the processor time they are given.
+//
+// Here the live subscribers wait in Next, each in a goroutine of its own; see
+// BenchmarkDeliveryWhileResumingOverSockets for live subscribers served over loopback
+// connections by the hub's shared writers, as a server serves them.
 func BenchmarkDeliveryWhileResuming(b *testing.B) {
 	b.Run("resumers=0", func(b *testing.B) { benchDelivery(b, 1000, 0, nil) })
 	b.Run("resumers=50", func(b *testing.B) { benchDelivery(b, 1000, 50, (*benchPublisher).resumeOverLoopback) })
@@ -50,7 +54,24 @@ func BenchmarkDeliveryWhileResuming(b *testing.B) {
 // resumer resumes from id in a loop until ctx ends.
 type resumer func(p *benchPublisher, ctx context.Context, id string)
 
+// liveStarter starts live subscribers from the latest version, each recording in rec
+// the arrival of every change's patch event, until ctx ends; its goroutines join wg.
+type liveStarter func(p *benchPublisher, ctx context.Context, wg *sync.WaitGroup, rec *latencies, live int)
+
+// inProcessLive subscribes live subscribers that each wait in Next in a goroutine of
+// their own.
+func inProcessLive(p *benchPublisher, ctx context.Context, wg *sync.WaitGroup, rec *latencies, live int) {
+	for i := range live {
+		sub := p.subscribe(p.ids[len(p.ids)-1], JSONPatch)
+		wg.Go(func() { rec.read(ctx, sub, i) })
+	}
+}
+
 func benchDelivery(b *testing.B, live, resumers int, resume resumer) {
+	benchDeliveryTo(b, live, inProcessLive, resumers, resume)
+}
+
+func benchDeliveryTo(b *testing.B, live int, startLive liveStarter, resumers int, resume resumer) {
 	h := New(Config{Linger: time.Hour, Heartbeat: time.Hour})
 	defer h.Close()
 	pub := newBenchPublisher(b, h)
@@ -63,10 +84,7 @@ func benchDelivery(b *testing.B, live, resumers int, resume resumer) {
 	defer cancel()
 
 	rec := newLatencies(live)
-	for i := range live {
-		sub := pub.subscribe(pub.ids[len(pub.ids)-1], JSONPatch)
-		wg.Go(func() { rec.read(ctx, sub, i) })
-	}
+	startLive(pub, ctx, &wg, rec, live)
 	for r := range resumers {
 		id := pub.ids[r*5] // 50 distinct ids, 300 to 55 versions old
 		wg.Go(func() { resume(pub, ctx, id) })
@@ -285,12 +303,18 @@ func (l *latencies) read(ctx context.Context, sub *Subscription, i int) {
 		}
 		for _, f := range frames {
 			if bytes.HasPrefix(f, []byte("event: patch")) {
-				l.each[i] = append(l.each[i], time.Duration(time.Now().UnixNano()-l.stamp.Load()))
-				if l.got.Add(1) == l.n {
-					l.done <- struct{}{}
-				}
+				l.arrived(i)
 			}
 		}
+	}
+}
+
+// arrived records that the current change reached subscriber i. Each subscriber's
+// arrivals are recorded by one goroutine at a time.
+func (l *latencies) arrived(i int) {
+	l.each[i] = append(l.each[i], time.Duration(time.Now().UnixNano()-l.stamp.Load()))
+	if l.got.Add(1) == l.n {
+		l.done <- struct{}{}
 	}
 }
 
