@@ -131,34 +131,46 @@ func (c *chaosClient) run(ctx context.Context, rng *rand.Rand, drops bool) {
 }
 
 func (c *chaosClient) stream(ctx context.Context) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url+"?format="+c.format, nil)
+	_, id := c.holds()
+	if status := followStream(ctx, c.url+"?format="+c.format, id, c.opened, c.apply); status != 0 && status != http.StatusServiceUnavailable {
+		c.oracle.fail("%s: status %d", c.name, status)
+	}
+}
+
+func (c *chaosClient) opened() {
+	c.mu.Lock()
+	c.streams++
+	c.mu.Unlock()
+}
+
+// followStream opens the event stream at url as an EventSource does, holding the version
+// lastID, and hands each message to apply until the stream ends. It returns the status
+// of a response other than 200, and 0 otherwise: a stream that was opened, or a request
+// that failed while a reload replaced the handler (the client comes back).
+func followStream(ctx context.Context, url, lastID string, opened func(), apply func(sse.Message)) int {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	req.Header.Set("Accept", "text/event-stream")
-	if _, id := c.holds(); id != "" {
-		req.Header.Set("Last-Event-ID", id)
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
 	}
 	tr := &http.Transport{DisableKeepAlives: true}
 	defer tr.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
-		return // refused while a reload replaces the handler: come back
+		return 0
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		if resp.StatusCode != http.StatusServiceUnavailable {
-			c.oracle.fail("%s: status %s", c.name, resp.Status)
-		}
-		return
+		return resp.StatusCode
 	}
-	c.mu.Lock()
-	c.streams++
-	c.mu.Unlock()
+	opened()
 	dec := sse.NewDecoder(resp.Body)
 	for {
 		msg, err := dec.Next()
 		if err != nil {
-			return
+			return 0
 		}
-		c.apply(msg)
+		apply(msg)
 	}
 }
 
@@ -256,34 +268,10 @@ func (c *chaosMux) run(ctx context.Context, rng *rand.Rand) {
 }
 
 func (c *chaosMux) stream(ctx context.Context) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url+"?stream=a&stream=b&format="+c.format, nil)
-	req.Header.Set("Accept", "text/event-stream")
-	if _, id := c.holds(); id != "" {
-		req.Header.Set("Last-Event-ID", id)
-	}
-	tr := &http.Transport{DisableKeepAlives: true}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr}).Do(req)
-	if err != nil {
-		return
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusNotFound {
-			c.oracle.fail("%s: status %s", c.name, resp.Status)
-		}
-		return
-	}
-	c.mu.Lock()
-	c.streams++
-	c.mu.Unlock()
-	dec := sse.NewDecoder(resp.Body)
-	for {
-		msg, err := dec.Next()
-		if err != nil {
-			return
-		}
-		c.apply(msg)
+	_, id := c.holds()
+	status := followStream(ctx, c.url+"?stream=a&stream=b&format="+c.format, id, c.opened, c.apply)
+	if status != 0 && status != http.StatusServiceUnavailable && status != http.StatusNotFound {
+		c.oracle.fail("%s: status %d", c.name, status)
 	}
 }
 
@@ -378,30 +366,10 @@ func TestChaos(t *testing.T) {
 	final, _ := canonical(u.document())
 	deadline := time.Now().Add(20 * time.Second)
 	for _, c := range clients {
-		for {
-			doc, _ := c.holds()
-			if got, _ := canonical(doc); got == final {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("%s holds %.300s, want the final document", c.name, doc)
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitFinal(t, c.name, c.holds, final, deadline)
 	}
 	for _, m := range muxes {
-		for {
-			doc, _ := m.holds()
-			if got, _ := canonical(doc); got == final {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("%s holds %.300s, want the final document", m.name, doc)
-				break
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		waitFinal(t, m.name, m.holds, final, deadline)
 	}
 	cancel()
 	wg.Wait()
@@ -415,5 +383,22 @@ func TestChaos(t *testing.T) {
 	t.Logf("%d reloads, %d streams opened, %d ids seen", reloads, streams, len(oracle.ids))
 	if len(oracle.errs) > 0 {
 		t.Fatalf("%d failures, the first:\n%s", len(oracle.errs), strings.Join(oracle.errs[:min(len(oracle.errs), 10)], "\n"))
+	}
+}
+
+// waitFinal waits until holds returns the document final, and fails the test after
+// deadline.
+func waitFinal(t *testing.T, name string, holds func() ([]byte, string), final string, deadline time.Time) {
+	t.Helper()
+	for {
+		doc, _ := holds()
+		if got, _ := canonical(doc); got == final {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%s holds %.300s, want the final document", name, doc)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
