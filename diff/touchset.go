@@ -178,16 +178,9 @@ func (s *TouchSet) appendRoot(dst []byte, obj *node) ([]byte, bool) {
 			}
 			continue
 		}
-		k := kids[i]
 		start := len(dst) - base
-		dst = append(quote(dst, k.name), ':')
-		var val *node
-		j, found := searchFrom(obj.keys[lo:], k.name)
-		if lo += j; found {
-			val = obj.kids[lo]
-		}
 		var ok bool
-		if dst, ok = appendSetMember(dst, k, val); !ok {
+		if dst, lo, ok = appendSetKid(dst, kids[i], obj, lo); !ok {
 			return dst, false
 		}
 		s.spans[i] = span{start, len(dst) - base}
@@ -216,18 +209,27 @@ func appendSetLevel(dst []byte, m *setNode, obj *node) ([]byte, bool) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = append(quote(dst, k.name), ':')
-		var val *node
-		j, found := searchFrom(obj.keys[lo:], k.name)
-		if lo += j; found {
-			val = obj.kids[lo]
-		}
 		var ok bool
-		if dst, ok = appendSetMember(dst, k, val); !ok {
+		if dst, lo, ok = appendSetKid(dst, k, obj, lo); !ok {
 			return dst, false
 		}
 	}
 	return append(dst, '}'), true
+}
+
+// appendSetKid appends the member of the merge patch object for level k, whose value in
+// the target is its member of obj, if any, searched from obj's key lo on. It returns
+// where the next search starts, and reports false when a merge patch cannot express the
+// change.
+func appendSetKid(dst []byte, k *setNode, obj *node, lo int) ([]byte, int, bool) {
+	dst = append(quote(dst, k.name), ':')
+	var val *node
+	j, found := searchFrom(obj.keys[lo:], k.name)
+	if lo += j; found {
+		val = obj.kids[lo]
+	}
+	dst, ok := appendSetMember(dst, k, val)
+	return dst, lo, ok
 }
 
 // searchFrom finds name among the sorted keys, as slices.BinarySearch does. A catch-up
