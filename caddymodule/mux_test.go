@@ -37,7 +37,7 @@ func TestSplitComposite(t *testing.T) {
 // go as they are, without an id.
 func TestMuxRewrite(t *testing.T) {
 	t.Parallel()
-	c := &muxConn{names: []string{"orders", "prices"}, versions: []string{"", "p0"}}
+	c := newMuxConn([]string{"orders", "prices"}, []string{"", "p0"})
 	var out []byte
 	for _, step := range []struct {
 		i     int
@@ -59,6 +59,17 @@ func TestMuxRewrite(t *testing.T) {
 		"event: orders.upstream\ndata: {\"ok\":false}\n\n"
 	if string(out) != want {
 		t.Errorf("got\n%s\nwant\n%s", out, want)
+	}
+}
+
+// TestMuxRewriteAllocatesNothing checks that rewriting a frame, done for every event of
+// every mux connection, allocates nothing once the connection's buffers have grown.
+func TestMuxRewriteAllocatesNothing(t *testing.T) {
+	c := newMuxConn([]string{"orders", "prices"}, []string{"o0", "p0"})
+	frame := []byte("event: patch\nid: p1234567890123456789\ndata: []\n\n")
+	buf := c.rewrite(nil, 1, frame)
+	if n := testing.AllocsPerRun(100, func() { buf = c.rewrite(buf[:0], 1, frame) }); n != 0 {
+		t.Errorf("rewriting a frame allocates %v times", n)
 	}
 }
 

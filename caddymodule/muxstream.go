@@ -43,10 +43,19 @@ func splitComposite(id string, n int) []string {
 // its streams rewritten as mux events. The connection's writer owns it.
 type muxConn struct {
 	names    []string
-	versions []string
-	retried  bool // a retry field was sent
+	versions [][]byte // each stream's, kept in place: a frame's rewrite allocates nothing
+	retried  bool     // a retry field was sent
 	buf      []byte
 	handover // how the connection goes to the hub's shared writers
+}
+
+// newMuxConn returns the connection of streams names, holding the versions held.
+func newMuxConn(names, held []string) *muxConn {
+	c := &muxConn{names: names, versions: make([][]byte, len(held))}
+	for i, v := range held {
+		c.versions[i] = []byte(v)
+	}
+	return c
 }
 
 // serve subscribes the client to each stream it asks for, and writes their events until
@@ -62,12 +71,13 @@ func (m *Mux) serve(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	c := &muxConn{names: names, versions: splitComposite(lastEventID(r), len(names))}
+	held := splitComposite(lastEventID(r), len(names))
+	c := newMuxConn(names, held)
 	subs := make([]*muxSub, len(names))
 	var refused [][]byte
 	served, code, why := false, 0, error(nil)
 	for i, name := range names {
-		sub, status, err := m.subscribe(r, name, c.versions[i])
+		sub, status, err := m.subscribe(r, name, held[i])
 		if err != nil {
 			refused = append(refused, refusedFrame(name, status, err))
 			if code == 0 {
@@ -321,9 +331,14 @@ func (c *muxConn) rewrite(dst []byte, i int, f []byte) []byte {
 			dst = append(dst, '.')
 			dst = append(dst, line[len("event: "):]...)
 		case bytes.HasPrefix(line, []byte("id: ")):
-			c.versions[i] = string(bytes.TrimSuffix(line[len("id: "):], []byte("\n")))
+			c.versions[i] = append(c.versions[i][:0], bytes.TrimSuffix(line[len("id: "):], []byte("\n"))...)
 			dst = append(dst, "id: "...)
-			dst = append(dst, strings.Join(c.versions, compositeSep)...)
+			for j, v := range c.versions {
+				if j > 0 {
+					dst = append(dst, compositeSep...)
+				}
+				dst = append(dst, v...)
+			}
 			dst = append(dst, '\n')
 		case bytes.HasPrefix(line, []byte("retry: ")):
 			if c.retried {
