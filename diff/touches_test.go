@@ -70,6 +70,41 @@ func TestMergeFromTouchesMatchesPatch(t *testing.T) {
 	if testing.Short() {
 		count = 2
 	}
+	catchUpRuns(t, count, length, 1, func(f *failures, c *catchUpCount, name string, states []*diff.Version, changes []diff.Change) {
+		to := states[len(states)-1]
+		for k := range changes {
+			merge, ok, err := diff.MergeFromPatch(diff.JoinPatches(patchesOf(changes[k:])), to)
+			if err == nil {
+				err = sameMergeFromTouches(changes[k:], to, merge, ok)
+			}
+			f.check(fmt.Sprintf("%s from %d", name, k), err)
+			merged := 0
+			if ok {
+				merged = 1
+			}
+			c.add(1, merged)
+		}
+	})
+}
+
+// catchUpCount counts the catch-ups a run of sequences checked: merge patches, and
+// refusals to express a change as one.
+type catchUpCount struct {
+	cases            int
+	merges, refusals *atomic.Int64
+}
+
+// add counts n catch-ups, of which merged were merge patches.
+func (c *catchUpCount) add(n, merged int) {
+	c.merges.Add(int64(merged))
+	c.refusals.Add(int64(n - merged))
+	c.cases += n
+}
+
+// catchUpRuns runs check on count random sequences of length bodies, seeded from seed,
+// tracked under every option set, each set in a parallel subtest, and fails the test if
+// the runs held no merge patch or no refusal between them.
+func catchUpRuns(t *testing.T, count, length int, seed int64, check func(f *failures, c *catchUpCount, name string, states []*diff.Version, changes []diff.Change)) {
 	var merges, refusals atomic.Int64
 	t.Cleanup(func() {
 		if merges.Load() == 0 || refusals.Load() == 0 {
@@ -80,30 +115,17 @@ func TestMergeFromTouchesMatchesPatch(t *testing.T) {
 		t.Run(o.name, func(t *testing.T) {
 			t.Parallel()
 			f := failures{t: t}
-			cases := 0
+			c := catchUpCount{merges: &merges, refusals: &refusals}
 			for j := range count {
-				sq := difftest.RandomSequence(int64(i+1), j, length)
+				sq := difftest.RandomSequence(int64(i)+seed, j, length)
 				states, changes, err := trackSequence(o.opts, sq.Bodies)
 				if err != nil {
 					f.check(sq.Name, err)
 					continue
 				}
-				to := states[len(states)-1]
-				for k := range changes {
-					merge, ok, err := diff.MergeFromPatch(diff.JoinPatches(patchesOf(changes[k:])), to)
-					if err == nil {
-						err = sameMergeFromTouches(changes[k:], to, merge, ok)
-					}
-					f.check(fmt.Sprintf("%s from %d", sq.Name, k), err)
-					if ok {
-						merges.Add(1)
-					} else {
-						refusals.Add(1)
-					}
-					cases++
-				}
+				check(&f, &c, sq.Name, states, changes)
 			}
-			f.report(cases)
+			f.report(c.cases)
 		})
 	}
 }

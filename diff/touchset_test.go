@@ -3,11 +3,9 @@ package diff_test
 import (
 	"bytes"
 	"fmt"
-	"sync/atomic"
 	"testing"
 
 	"github.com/pollsse/caddy-poll-sse/diff"
-	"github.com/pollsse/caddy-poll-sse/diff/difftest"
 )
 
 // TestTouchSetGrowsLikeMergeFromTouches grows a TouchSet from every version of long
@@ -23,42 +21,20 @@ func TestTouchSetGrowsLikeMergeFromTouches(t *testing.T) {
 	if testing.Short() {
 		count = 1
 	}
-	var merges, refusals atomic.Int64
-	t.Cleanup(func() {
-		if merges.Load() == 0 || refusals.Load() == 0 {
-			t.Errorf("the runs lack merge patches or refusals: %d merges, %d refusals", merges.Load(), refusals.Load())
+	catchUpRuns(t, count, length, 100, func(f *failures, c *catchUpCount, name string, states []*diff.Version, changes []diff.Change) {
+		for _, readBack := range []bool{false, true} {
+			ts, err := touchesOf(changes, readBack)
+			if err != nil {
+				f.check(name, err)
+				continue
+			}
+			for k := range ts {
+				n, ok, err := growTouchSet(ts[k:], states[k:])
+				f.check(fmt.Sprintf("%s (read back %v) from %d", name, readBack, k), err)
+				c.add(n, ok)
+			}
 		}
 	})
-	for i, o := range sequenceOptions {
-		t.Run(o.name, func(t *testing.T) {
-			t.Parallel()
-			f := failures{t: t}
-			cases := 0
-			for j := range count {
-				sq := difftest.RandomSequence(int64(i+100), j, length)
-				states, changes, err := trackSequence(o.opts, sq.Bodies)
-				if err != nil {
-					f.check(sq.Name, err)
-					continue
-				}
-				for _, readBack := range []bool{false, true} {
-					ts, err := touchesOf(changes, readBack)
-					if err != nil {
-						f.check(sq.Name, err)
-						continue
-					}
-					for k := range ts {
-						n, ok, err := growTouchSet(ts[k:], states[k:])
-						f.check(fmt.Sprintf("%s (read back %v) from %d", sq.Name, readBack, k), err)
-						merges.Add(int64(ok))
-						refusals.Add(int64(n - ok))
-						cases += n
-					}
-				}
-			}
-			f.report(cases)
-		})
-	}
 }
 
 // touchesOf returns the Touches of each change, as made or read back from its patch.
