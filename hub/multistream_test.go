@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -115,15 +114,7 @@ func serveMultiOver(t *testing.T, topics []legTopic, n int, prepare func(server,
 
 // run reads the response header, then events until the connection ends.
 func (c *multiClient) run() {
-	br := bufio.NewReader(c.conn)
-	err := skipHeader(br)
-	dec := sse.NewDecoder(br)
-	for err == nil {
-		var m sse.Message
-		if m, err = dec.Next(); err == nil {
-			err = c.take(m)
-		}
-	}
+	err := readEvents(c.conn, c.take)
 	c.mu.Lock()
 	c.err, c.done = err, true
 	c.mu.Unlock()

@@ -75,15 +75,7 @@ func serveClients(t *testing.T, h *Hub, src Source, n int, prepare func(server, 
 
 // run reads the response header and then events until the connection ends.
 func (c *connClient) run() {
-	br := bufio.NewReader(c.conn)
-	err := skipHeader(br)
-	dec := sse.NewDecoder(br)
-	for err == nil {
-		var m sse.Message
-		if m, err = dec.Next(); err == nil {
-			err = c.take(m)
-		}
-	}
+	err := readEvents(c.conn, c.take)
 	c.mu.Lock()
 	c.err = err
 	close(c.more)
@@ -91,6 +83,22 @@ func (c *connClient) run() {
 	c.mu.Unlock()
 }
 
+// readEvents reads the response header from conn, then hands each event to take until
+// the connection ends or take fails, and returns why it stopped.
+func readEvents(conn net.Conn, take func(sse.Message) error) error {
+	br := bufio.NewReader(conn)
+	err := skipHeader(br)
+	dec := sse.NewDecoder(br)
+	for err == nil {
+		var m sse.Message
+		if m, err = dec.Next(); err == nil {
+			err = take(m)
+		}
+	}
+	return err
+}
+
+// skipHeader reads the response header, up to its blank line.
 func skipHeader(br *bufio.Reader) error {
 	for {
 		line, err := br.ReadString('\n')
