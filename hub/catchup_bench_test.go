@@ -24,7 +24,10 @@ import (
 // once every 100 ms (500 resumes a second, whatever the server's speed), and a run where
 // they reconnect in a loop without an id, each getting the snapshot: what any client can
 // cost without a catch-up. Each run reports the resumes (or reconnections) served per
-// second. Compare the p99-ms of the runs:
+// second, and those served while a change was being delivered (resumes-during: from the
+// change's commit to its arrival at the last subscriber). Each change is read and
+// published as a PollSource does it, so new subscriptions wait while it is delivered to
+// handed-over streams. Compare the p99-ms of the runs:
 //
 //	go test -run '^$' -bench DeliveryWhileResuming -benchtime 100x ./hub
 //
@@ -90,16 +93,22 @@ func benchDeliveryTo(b *testing.B, live int, startLive liveStarter, resumers int
 		wg.Go(func() { resume(pub, ctx, id) })
 	}
 
+	var during int64
+	defer func() { b.ReportMetric(float64(during)/float64(b.N), "resumes-during") }()
 	b.ResetTimer()
 	pub.resumes.Store(0)
 	for range b.N {
 		time.Sleep(20 * time.Millisecond) // a change every 20 ms or so
+		done := pub.t.preparing() // as a PollSource does with each new body
 		pub.change()
+		r0 := pub.resumes.Load()
 		rec.start()
 		pub.commit()
+		done()
 		if !rec.wait(30 * time.Second) {
 			b.Fatal("a change did not reach every subscriber within 30s")
 		}
+		during += pub.resumes.Load() - r0
 	}
 	b.StopTimer()
 	resumes := pub.resumes.Load()
@@ -205,6 +214,9 @@ func (p *benchPublisher) resumeOverLoopbackEvery(ctx context.Context, id string,
 	}
 	defer ln.Close()
 	context.AfterFunc(ctx, func() { ln.Close() })
+	// One read buffer for all of this client's resumes: a client's memory is not the
+	// server's, and here both share one heap.
+	r := bufio.NewReaderSize(nil, 64<<10)
 	// The clients start at spread times, as clients do.
 	next := time.Now().Add(time.Duration(rand.Int64N(int64(pace) + 1)))
 	for ctx.Err() == nil {
@@ -216,15 +228,15 @@ func (p *benchPublisher) resumeOverLoopbackEvery(ctx context.Context, id string,
 			}
 			next = next.Add(pace)
 		}
-		if !p.resumeOnce(ctx, ln, id) {
+		if !p.resumeOnce(ctx, ln, r, id) {
 			return
 		}
 	}
 }
 
-// resumeOnce resumes from id over a new connection to ln, reads the catch-up and hangs
-// up. It returns false when ln is closed.
-func (p *benchPublisher) resumeOnce(ctx context.Context, ln net.Listener, id string) bool {
+// resumeOnce resumes from id over a new connection to ln, reads the catch-up with r and
+// hangs up. It returns false when ln is closed.
+func (p *benchPublisher) resumeOnce(ctx context.Context, ln net.Listener, r *bufio.Reader, id string) bool {
 	client, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		return false
@@ -239,16 +251,16 @@ func (p *benchPublisher) resumeOnce(ctx context.Context, ln net.Listener, id str
 	} else {
 		server.Close()
 	}
-	if readEvent(client) {
+	r.Reset(client)
+	if readEvent(r) {
 		p.resumes.Add(1)
 	}
 	return true
 }
 
-// readEvent reads from conn up to the end of its first event with data, the catch-up
-// (the retry field comes before it), and reports whether it came whole.
-func readEvent(conn net.Conn) bool {
-	r := bufio.NewReaderSize(conn, 64<<10)
+// readEvent reads from r up to the end of its first event with data, the catch-up (the
+// retry field comes before it), and reports whether it came whole.
+func readEvent(r *bufio.Reader) bool {
 	data := false
 	for {
 		line, err := r.ReadSlice('\n')

@@ -94,6 +94,7 @@ func (s *PollSource) handle(t *Topic, r poller.Result) (result, reason string) {
 		t.Recover()
 		return PollNotModified, ""
 	}
+	defer t.preparing()()
 	start := time.Now()
 	ch, changed, err := s.tracker.Update(r.Body)
 	if s.bad = err != nil; s.bad {

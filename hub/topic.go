@@ -84,6 +84,7 @@ type Topic struct {
 	stFrame []byte // the frame announcing status
 	hist    history
 	views   viewSet // the view topics this topic feeds
+	fan     fanout  // the passes writing a new frame to the handed-over streams
 
 	shardsOnce sync.Once
 	shards     []*shard // the streams handed over with Serve, one shard per writer

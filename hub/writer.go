@@ -85,6 +85,7 @@ type shard struct {
 	t      *Topic
 	w      *writer
 	queued atomic.Bool
+	fresh  atomic.Bool  // the queued pass carries a new frame: counted in the topic's fan
 	dirty  atomic.Bool  // a stream ended since the last compaction
 	n      atomic.Int32 // legs registered
 
@@ -158,6 +159,9 @@ func (l *leg) behind() bool {
 // read, then drops the streams that have ended.
 func (sh *shard) pass() {
 	sh.queued.Store(false)
+	if sh.fresh.Swap(false) {
+		defer sh.t.fan.end()
+	}
 	v := sh.t.view(sh.seen, sh.frames[:0])
 	sh.seen = v.head
 	sh.mu.Lock()
@@ -244,6 +248,9 @@ func (t *Topic) shardFor() *shard {
 func (t *Topic) kickShards() {
 	for _, sh := range t.shards {
 		if sh.n.Load() > 0 {
+			if sh.fresh.CompareAndSwap(false, true) {
+				t.fan.begin()
+			}
 			sh.kick()
 		}
 	}

@@ -1,0 +1,73 @@
+package hub
+
+import (
+	"sync"
+	"time"
+)
+
+// admitWait bounds how long a new subscription waits for a fan-out in flight on its
+// topic to end.
+const admitWait = 100 * time.Millisecond
+
+// A fanout counts the writer passes that carry a new frame of a topic to its handed-over
+// streams, and the source's reading of a new body. New subscriptions of the topic wait for the count to reach zero before they
+// compute and write their catch-ups: a change reaches the clients already connected
+// first, so clients that reconnect in a loop, or all at once, cannot slow its delivery
+// by taking the processors while it is being written. The subscription then starts from
+// a log that already holds that change, so it loses nothing by waiting.
+type fanout struct {
+	mu   sync.Mutex
+	n    int
+	done chan struct{} // closed when n falls to zero; nil while n is zero
+}
+
+// preparing holds the topic's new subscriptions, as a pass carrying a new frame does,
+// until the function it returns is called: its source calls it before it reads a new
+// body, and calls the function once the change is published. Clients that arrive
+// while the change is read wait for it, and their catch-ups hold it.
+func (t *Topic) preparing() (done func()) {
+	t.fan.begin()
+	return t.fan.end
+}
+
+// begin counts one more pass carrying a new frame.
+func (f *fanout) begin() {
+	f.mu.Lock()
+	if f.n == 0 {
+		f.done = make(chan struct{})
+	}
+	f.n++
+	f.mu.Unlock()
+}
+
+// end uncounts a pass that begin counted.
+func (f *fanout) end() {
+	f.mu.Lock()
+	if f.n--; f.n == 0 {
+		close(f.done)
+		f.done = nil
+	}
+	f.mu.Unlock()
+}
+
+// inFlight returns the channel closed when the passes in flight end, or nil when none is.
+func (f *fanout) inFlight() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.done
+}
+
+// wait waits until the passes in flight end, at most max. Passes counted after it began
+// do not hold it longer.
+func (f *fanout) wait(max time.Duration) {
+	done := f.inFlight()
+	if done == nil {
+		return
+	}
+	t := time.NewTimer(max)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
