@@ -99,7 +99,7 @@ func benchDeliveryTo(b *testing.B, live int, startLive liveStarter, resumers int
 	pub.resumes.Store(0)
 	for range b.N {
 		time.Sleep(20 * time.Millisecond) // a change every 20 ms or so
-		done := pub.t.preparing() // as a PollSource does with each new body
+		done := pub.t.preparing()         // as a PollSource does with each new body
 		pub.change()
 		r0 := pub.resumes.Load()
 		rec.start()
