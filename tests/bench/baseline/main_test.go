@@ -250,3 +250,71 @@ func TestResumeWhilePublishing(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestAddIsAtomicWithPublish registers subscribers that resume from a few events behind
+// the newest while events are published back to back: what each missed, then the first
+// event queued to it, are the events after its id, with no gap and no duplicate.
+func TestAddIsAtomicWithPublish(t *testing.T) {
+	t.Parallel()
+	const events = 100000
+	forms := wireForms(events)
+	b := newBroadcaster()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := uint64(1); i <= events; i++ {
+			b.publish([]byte(payload(i)))
+		}
+	}()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if err := checkAdd(b, forms, done); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// checkAdd registers one subscriber from a few events behind the newest and checks what
+// it missed and the first event queued to it after.
+func checkAdd(b *broadcaster, forms [][]byte, done <-chan struct{}) error {
+	b.mu.Lock()
+	after := b.id - min(b.id, 10)
+	b.mu.Unlock()
+	c, missed := b.add(strconv.FormatUint(after, 10))
+	defer b.remove(c)
+	if missed == nil {
+		return nil // published past the ring meanwhile: a live-only subscriber
+	}
+	next := after + 1
+	for _, frame := range missed {
+		if !bytes.Equal(frame, forms[next]) {
+			return fmt.Errorf("from %d: missed %q, want %q", after, frame, forms[next])
+		}
+		next++
+	}
+	var frame []byte
+	select {
+	case frame = <-c.events:
+	case <-done:
+		select {
+		case frame = <-c.events:
+		default:
+			return nil // nothing was published after it
+		}
+	}
+	if !bytes.Equal(frame, forms[next]) {
+		return fmt.Errorf("from %d, after %d missed: queued %q, want %q", after, len(missed), frame, forms[next])
+	}
+	return nil
+}
