@@ -5,6 +5,15 @@
 //
 //	GET  /sub  opens a stream
 //	POST /pub  broadcasts the request body as one event's data, with an incrementing id
+//
+// The last 1024 events are kept in a ring. A GET /sub with a Last-Event-ID header (an id
+// this server gave, or 0 while the ring still holds event 1) first gets every event after
+// that id from the ring, written one by one as they were sent and flushed once, then the
+// live events, with no gap and no duplicate: the subscriber is registered and the ring read
+// under the lock that publish holds while it appends to the ring and queues to the
+// subscribers. An id that is not a decimal integer, is newer than the newest event, or is
+// older than the ring (more than 1024 events behind) resumes nothing: the subscriber gets
+// the live events only.
 package main
 
 import (
@@ -20,6 +29,11 @@ import (
 // queueLen is how many events a subscriber may have waiting before it is dropped.
 const queueLen = 1024
 
+// ringLen is how many of the newest events are kept for subscribers that resume: as many as
+// a subscriber may have waiting, so one dropped for a full queue that reconnects at once
+// still finds what it missed. At maxBody an event, the ring holds at most 1 GiB.
+const ringLen = 1024
+
 // maxBody bounds a published event's data.
 const maxBody = 1 << 20
 
@@ -30,24 +44,40 @@ type client struct {
 	dropped chan struct{}
 }
 
-// broadcaster holds the subscribers and the last event id.
+// broadcaster holds the subscribers, the last event id and the newest events.
 type broadcaster struct {
 	mu      sync.Mutex
 	clients map[*client]struct{}
 	id      uint64
+	ring    [ringLen][]byte // the wire form of event i at ring[i%ringLen], for the last ringLen ids
 }
 
 func newBroadcaster() *broadcaster {
 	return &broadcaster{clients: make(map[*client]struct{})}
 }
 
-// add registers a new subscriber.
-func (b *broadcaster) add() *client {
+// add registers a new subscriber and returns, oldest first, the wire form of the events
+// after lastID that it missed; every later event is queued to it.
+func (b *broadcaster) add(lastID string) (*client, [][]byte) {
 	c := &client{events: make(chan []byte, queueLen), dropped: make(chan struct{})}
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.clients[c] = struct{}{}
-	b.mu.Unlock()
-	return c
+	return c, b.since(lastID)
+}
+
+// since returns the events after lastID, oldest first, when lastID is an id the ring still
+// holds every successor of; otherwise none. b.mu must be held.
+func (b *broadcaster) since(lastID string) [][]byte {
+	after, err := strconv.ParseUint(lastID, 10, 64)
+	if err != nil || after > b.id || b.id-after > ringLen {
+		return nil
+	}
+	missed := make([][]byte, 0, b.id-after)
+	for id := after + 1; id <= b.id; id++ {
+		missed = append(missed, b.ring[id%ringLen])
+	}
+	return missed
 }
 
 // remove unregisters c; it is safe to call after c was dropped.
@@ -57,13 +87,14 @@ func (b *broadcaster) remove(c *client) {
 	b.mu.Unlock()
 }
 
-// publish queues one event holding data for every subscriber and drops those whose queue
-// is full.
+// publish keeps one event holding data in the ring, queues it for every subscriber and
+// drops those whose queue is full.
 func (b *broadcaster) publish(data []byte) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.id++
 	frame := encode(b.id, data)
+	b.ring[b.id%ringLen] = frame
 	for c := range b.clients {
 		select {
 		case c.events <- frame:
@@ -89,19 +120,25 @@ func encode(id uint64, data []byte) []byte {
 	return buf.Bytes()
 }
 
-// serveSub streams events to one subscriber until it leaves or is dropped.
+// serveSub streams events to one subscriber, first those it missed after its
+// Last-Event-ID, until it leaves or is dropped.
 func (b *broadcaster) serveSub(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
 	rc := http.NewResponseController(w)
-	c := b.add()
+	c, missed := b.add(r.Header.Get("Last-Event-ID"))
 	defer b.remove(c)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
+	for _, frame := range missed {
+		if _, err := w.Write(frame); err != nil {
+			return
+		}
+	}
 	if err := rc.Flush(); err != nil {
 		return
 	}
@@ -137,12 +174,16 @@ func (b *broadcaster) servePub(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func main() {
-	addr := flag.String("addr", "127.0.0.1:8090", "listen address")
-	flag.Parse()
-	b := newBroadcaster()
+// routes serves /sub and /pub.
+func (b *broadcaster) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/sub", b.serveSub)
 	mux.HandleFunc("/pub", b.servePub)
-	log.Fatal(http.ListenAndServe(*addr, mux))
+	return mux
+}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8090", "listen address")
+	flag.Parse()
+	log.Fatal(http.ListenAndServe(*addr, newBroadcaster().routes()))
 }

@@ -265,7 +265,7 @@ func (h *Harness) runServer(i int, name string, largest int, res *RunResult) err
 		h.logf("  p50/p99 without %.1f/%.1f, with %.1f/%.1f ms; converged %v: %s", s.Without[0], s.Without[1], s.With[0], s.With[1], s.Converged, s.How)
 		res.Slow = append(res.Slow, s)
 	}
-	if h.has("storm") && name != Baseline {
+	if h.has("storm") {
 		h.logf("run %d: %s reconnect storm of %d", i+1, name, h.cfg.StormSubs)
 		s, err := h.Storm(name)
 		if err != nil {

@@ -227,6 +227,7 @@ func scrapeComputed(srv *Server) (float64, error) {
 func writeStorm(b *strings.Builder, runs []RunResult, cfg Config) {
 	fmt.Fprintf(b, "## Reconnect storm: %d subscribers drop and reconnect at once with Last-Event-ID spread over the %d versions before the newest\n\n", cfg.StormSubs, cfg.StormChanges)
 	fmt.Fprintf(b, "poll_sse subscribers resume in json_patch, merge_patch and snapshot in turn (?format=); its document is %d bytes. ", cfg.StormDoc)
+	fmt.Fprintf(b, "Nchan and the Go baseline send the missed messages one by one from their buffers. ")
 	fmt.Fprintf(b, "Time runs from the first reconnect to each subscriber's catch-up event; CPU is the server's over the storm, per subscriber resumed.\n\n")
 	fmt.Fprintf(b, "| run | server | resumed | caught up | failed | last ms | p50 ms | last vs Nchan | CPU µs/resume | computed / distinct (format, id) | caught up by |\n")
 	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|---|---|\n")
