@@ -60,6 +60,11 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, lp loop) e
 		// The body then ends when the connection closes, as the SSE specification
 		// recommends, rather than being chunked: the hub writes frames as they are.
 		w.Header().Set("Transfer-Encoding", "identity")
+		if writesOwnHead(w, r) {
+			if handedOver = h.handOverWithHead(w.Header(), r, sub, hj); handedOver {
+				return nil
+			}
+		}
 	}
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
@@ -98,6 +103,23 @@ func (h *Handler) handOver(w http.ResponseWriter, rc *http.ResponseController, r
 	h.live.remove(sub)
 	sub.ServeUntil(context.Background(), conn, expiryOf(r))
 	return true, true
+}
+
+// handOverWithHead hands the connection to the hub before anything was written through
+// net/http, with the response header for the hub's first write (see responsehead.go). It
+// reports whether it did; when it did not, nothing was written.
+func (h *Handler) handOverWithHead(hdr http.Header, r *http.Request, sub *hub.Subscription, hj http.Hijacker) bool {
+	conn, _, err := hj.Hijack()
+	if err != nil {
+		return false
+	}
+	h.live.remove(sub)
+	hub.ServeMulti(context.Background(), conn, hub.Multi{
+		Subs:    []*hub.Subscription{sub},
+		Expires: []time.Time{expiryOf(r)},
+		Head:    appendResponseHead(make([]byte, 0, 512), hdr),
+	})
+	return true
 }
 
 // pump writes the subscription's frames through w until the client leaves or ctx ends.

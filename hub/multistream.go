@@ -33,6 +33,9 @@ type Multi struct {
 	Expires []time.Time
 	// OnClose, unless nil, is called once the stream has ended.
 	OnClose func()
+	// Head, unless empty, is written before the first frames, in the same write: the
+	// response header, for a caller that has not written it.
+	Head []byte
 }
 
 // ServeMulti hands the client connection conn to the hub, which from then on writes the

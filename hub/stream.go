@@ -100,6 +100,9 @@ func serve(ctx context.Context, conn net.Conn, m Multi) {
 			return
 		}
 	}
+	if len(m.Head) > 0 {
+		st.out = append(st.out, m.Head)
+	}
 	for _, l := range st.legs {
 		owed, err := l.sub.settle(st.ctx)
 		st.takeNow(l, owed)
