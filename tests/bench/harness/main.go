@@ -271,8 +271,8 @@ func (h *Harness) runServer(i int, name string, largest int, res *RunResult) err
 		if err != nil {
 			return err
 		}
-		h.logf("  %d of %d caught up, last %.1f ms, p50 %.1f ms, %.0f µs CPU/resume, %v computed for %d (format, id)",
-			s.Converged, s.N, s.LastMS, s.P50MS, s.CPUPerRes, s.Computed, s.Distinct)
+		h.logf("  %d of %d caught up, last %.1f ms, p50 %.1f ms, %.0f µs CPU/resume (client %.0f), %d turned away, %v computed for %d (format, id)",
+			s.Converged, s.N, s.LastMS, s.P50MS, s.CPUPerRes, s.ClientCPU, s.Overflows, s.Computed, s.Distinct)
 		res.Storm = append(res.Storm, s)
 	}
 	return nil

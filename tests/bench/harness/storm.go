@@ -23,6 +23,8 @@ type StormResult struct {
 	LastMS    float64
 	P50MS     float64 // first reconnect → a subscriber's catch-up: the median
 	CPUPerRes float64 // µs of server CPU per resume
+	ClientCPU float64 // µs of the load generator's CPU per resume: it shares the processors
+	Overflows int64   // connections the kernel turned away with a full accept queue (-1: unknown)
 	Distinct  int     // distinct catch-ups asked for: per (format, id), snapshots counted once
 	Computed  float64 // poll_sse: catch-ups computed during the storm; NaN for the others
 	Kinds     string  // what brought the subscribers up to date
@@ -60,11 +62,18 @@ func (h *Harness) Storm(name string) (StormResult, error) {
 		prof = h.startProfile(srv)
 		time.Sleep(100 * time.Millisecond) // the profile has begun
 	}
+	k0, kerr := readKernelTCP()
+	self0 := selfCPU()
 	started := time.Now()
 	pool, distinct := h.stormReconnect(srv, n, ids)
 	defer pool.Close()
 	waitErr := pool.WaitSeq(hi, h.cfg.ChangeTimeout)
 	c1, _ := srv.Usage()
+	self1 := selfCPU()
+	r.Overflows = -1
+	if k1, err := readKernelTCP(); err == nil && kerr == nil {
+		r.Overflows = k1.ListenOverflows - k0.ListenOverflows
+	}
 	if err := prof.wait(); err != nil {
 		return r, err
 	}
@@ -73,6 +82,7 @@ func (h *Harness) Storm(name string) (StormResult, error) {
 	}
 	r.Distinct, r.Resumed, r.Failed = distinct, pool.Live(), pool.Failed()
 	r.CPUPerRes = float64(c1.CPU-c0.CPU) / float64(time.Microsecond) / float64(max(r.Resumed, 1))
+	r.ClientCPU = float64(self1-self0) / float64(time.Microsecond) / float64(max(r.Resumed, 1))
 	stormTimes(&r, pool.Subs(), started, hi)
 	if waitErr != nil {
 		h.logf("  %s: %v", name, waitErr)
@@ -228,9 +238,11 @@ func writeStorm(b *strings.Builder, runs []RunResult, cfg Config) {
 	fmt.Fprintf(b, "## Reconnect storm: %d subscribers drop and reconnect at once with Last-Event-ID spread over the %d versions before the newest\n\n", cfg.StormSubs, cfg.StormChanges)
 	fmt.Fprintf(b, "poll_sse subscribers resume in json_patch, merge_patch and snapshot in turn (?format=); its document is %d bytes. ", cfg.StormDoc)
 	fmt.Fprintf(b, "Nchan and the Go baseline send the missed messages one by one from their buffers. ")
-	fmt.Fprintf(b, "Time runs from the first reconnect to each subscriber's catch-up event; CPU is the server's over the storm, per subscriber resumed.\n\n")
-	fmt.Fprintf(b, "| run | server | resumed | caught up | failed | last ms | p50 ms | last vs Nchan | CPU µs/resume | computed / distinct (format, id) | caught up by |\n")
-	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(b, "Time runs from the first reconnect to each subscriber's catch-up event; CPU is the server's over the storm, per subscriber resumed; ")
+	fmt.Fprintf(b, "client CPU is the load generator's own over the same time, on the same processors. ")
+	fmt.Fprintf(b, "Turned away counts the connections the kernel refused while the accept queue was full (machine-wide ListenOverflows): each waits a second or more for its SYN to be sent again.\n\n")
+	fmt.Fprintf(b, "| run | server | resumed | caught up | failed | last ms | p50 ms | last vs Nchan | CPU µs/resume | client CPU µs/resume | turned away | computed / distinct (format, id) | caught up by |\n")
+	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for i, run := range runs {
 		var nchan float64
 		for _, r := range run.Storm {
@@ -247,8 +259,12 @@ func writeStorm(b *strings.Builder, runs []RunResult, cfg Config) {
 			if !math.IsNaN(r.Computed) {
 				computed = f0(r.Computed) + " / " + strconv.Itoa(r.Distinct)
 			}
-			fmt.Fprintf(b, "| %d | %s | %d | %d | %d | %s | %s | %s | %s | %s | %s |\n", i+1, r.Server, r.Resumed, r.Converged, r.Failed,
-				f1(r.LastMS), f1(r.P50MS), ratio, f0(r.CPUPerRes), computed, r.Kinds)
+			turned := "–"
+			if r.Overflows >= 0 {
+				turned = strconv.FormatInt(r.Overflows, 10)
+			}
+			fmt.Fprintf(b, "| %d | %s | %d | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", i+1, r.Server, r.Resumed, r.Converged, r.Failed,
+				f1(r.LastMS), f1(r.P50MS), ratio, f0(r.CPUPerRes), f0(r.ClientCPU), turned, computed, r.Kinds)
 		}
 	}
 	fmt.Fprintf(b, "\n")
