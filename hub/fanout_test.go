@@ -47,13 +47,7 @@ func TestFanoutWaitsForThePassesInFlight(t *testing.T) {
 // written to the handed-over streams waits until that is done, at most admitWait; then
 // it starts from the log that holds the change.
 func TestSubscribeWaitsForTheFanOut(t *testing.T) {
-	h := New(Config{})
-	defer h.Close()
-	src := newDocSource()
-	clients := serveClients(t, h, src, 4, nil)
-	for _, c := range clients {
-		go c.run()
-	}
+	h, src, clients := handedOverClients(t, 4)
 	docs := []string{doc(0), doc(1)}
 	ids := versions(t, docs)
 	src.send(t, docs[0])
@@ -113,13 +107,7 @@ func TestSubscribeWaitsForTheFanOut(t *testing.T) {
 // clients joining and leaving among them, every pass counted as carrying a change ends,
 // so that no client waits once the writing is done.
 func TestFanOutCountReturnsToZero(t *testing.T) {
-	h := New(Config{})
-	defer h.Close()
-	src := newDocSource()
-	clients := serveClients(t, h, src, 40, nil)
-	for _, c := range clients {
-		go c.run()
-	}
+	h, src, clients := handedOverClients(t, 40)
 	const changes = 200
 	docs := make([]string, changes)
 	for i := range docs {
@@ -160,4 +148,18 @@ func TestFanOutCountReturnsToZero(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// handedOverClients starts a hub whose topic "k" has n clients handed over with Serve,
+// each reading in a goroutine of its own, fed by the returned source.
+func handedOverClients(t *testing.T, n int) (*Hub, *docSource, []*connClient) {
+	t.Helper()
+	h := New(Config{})
+	t.Cleanup(h.Close)
+	src := newDocSource()
+	clients := serveClients(t, h, src, n, nil)
+	for _, c := range clients {
+		go c.run()
+	}
+	return h, src, clients
 }
