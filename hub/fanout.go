@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -10,11 +11,13 @@ import (
 const admitWait = 100 * time.Millisecond
 
 // A fanout counts the writer passes that carry a new frame of a topic to its handed-over
-// streams, and the source's reading of a new body. New subscriptions of the topic wait for the count to reach zero before they
-// compute and write their catch-ups: a change reaches the clients already connected
-// first, so clients that reconnect in a loop, or all at once, cannot slow its delivery
-// by taking the processors while it is being written. The subscription then starts from
-// a log that already holds that change, so it loses nothing by waiting.
+// streams, and the source's reading of a new body. A new subscription of the topic waits
+// for the count to reach zero before it computes and writes its first frames: a change
+// reaches the clients already connected first, so clients that reconnect in a loop, or
+// all at once, cannot slow its delivery by taking the processors while it is being
+// written. The subscription's catch-up was planned when it subscribed, to the version
+// then current, which the clients resuming at that time share; the change it waited for
+// follows from the log, so it loses nothing by waiting.
 type fanout struct {
 	mu   sync.Mutex
 	n    int
@@ -23,8 +26,7 @@ type fanout struct {
 
 // preparing holds the topic's new subscriptions, as a pass carrying a new frame does,
 // until the function it returns is called: its source calls it before it reads a new
-// body, and calls the function once the change is published. Clients that arrive
-// while the change is read wait for it, and their catch-ups hold it.
+// body, and calls the function once the change is published.
 func (t *Topic) preparing() (done func()) {
 	t.fan.begin()
 	return t.fan.end
@@ -57,9 +59,9 @@ func (f *fanout) inFlight() <-chan struct{} {
 	return f.done
 }
 
-// wait waits until the passes in flight end, at most max. Passes counted after it began
-// do not hold it longer.
-func (f *fanout) wait(max time.Duration) {
+// wait waits until the passes in flight end, at most max, or until ctx ends. Passes
+// counted after it began do not hold it longer.
+func (f *fanout) wait(ctx context.Context, max time.Duration) {
 	done := f.inFlight()
 	if done == nil {
 		return
@@ -69,5 +71,6 @@ func (f *fanout) wait(max time.Duration) {
 	select {
 	case <-done:
 	case <-t.C:
+	case <-ctx.Done():
 	}
 }

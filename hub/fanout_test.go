@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
@@ -11,14 +12,14 @@ import (
 func TestFanoutWaitsForThePassesInFlight(t *testing.T) {
 	var f fanout
 	start := time.Now()
-	f.wait(time.Hour) // nothing in flight
+	f.wait(context.Background(), time.Hour) // nothing in flight
 	if d := time.Since(start); d > 50*time.Millisecond {
 		t.Fatalf("wait with nothing in flight took %v", d)
 	}
 	f.begin()
 	f.begin()
 	returned := make(chan struct{})
-	go func() { f.wait(time.Hour); close(returned) }()
+	go func() { f.wait(context.Background(), time.Hour); close(returned) }()
 	f.end()
 	select {
 	case <-returned:
@@ -37,15 +38,23 @@ func TestFanoutWaitsForThePassesInFlight(t *testing.T) {
 
 	f.begin() // never ends
 	start = time.Now()
-	f.wait(30 * time.Millisecond)
+	f.wait(context.Background(), 30*time.Millisecond)
 	if d := time.Since(start); d < 30*time.Millisecond || d > 5*time.Second {
 		t.Fatalf("wait for a pass that never ends took %v, want its bound of 30ms", d)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the client left
+	start = time.Now()
+	f.wait(ctx, time.Hour)
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("wait for a client that left took %v", d)
 	}
 }
 
 // TestSubscribeWaitsForTheFanOut: a client that subscribes while a change is being
-// written to the handed-over streams waits until that is done, at most admitWait; then
-// it starts from the log that holds the change.
+// written to the handed-over streams gets no frame until that is done, at most
+// admitWait; then it gets what was planned when it subscribed, and the change from the
+// log after it.
 func TestSubscribeWaitsForTheFanOut(t *testing.T) {
 	h, src, clients := handedOverClients(t, 4)
 	docs := []string{doc(0), doc(1)}
@@ -57,17 +66,12 @@ func TestSubscribeWaitsForTheFanOut(t *testing.T) {
 	tp := topicOf(t, h)
 
 	tp.fan.begin() // a pass writing a change is in flight
-	subscribed := make(chan *Subscription, 1)
-	go func() {
-		sub, err := h.Subscribe("k", func() Source { return src }, "", JSONPatch)
-		if err != nil {
-			t.Error(err)
-		}
-		subscribed <- sub
-	}()
+	c := subscribe(t, h, src, "")
+	read := make(chan error, 1)
+	go func() { read <- c.read(5 * time.Second) }()
 	select {
-	case <-subscribed:
-		t.Fatal("a client subscribed while the fan-out was in flight")
+	case err := <-read:
+		t.Fatalf("the client read %d batches (%v) while the fan-out was in flight", len(c.batches), err)
 	case <-time.After(admitWait / 2):
 	}
 	src.send(t, docs[1])
@@ -75,30 +79,23 @@ func TestSubscribeWaitsForTheFanOut(t *testing.T) {
 		cc.waitID(t, ids[1], 10*time.Second)
 	}
 	tp.fan.end()
-	var c *client
-	select {
-	case sub := <-subscribed:
-		if sub == nil {
-			t.FailNow()
-		}
-		t.Cleanup(sub.Close)
-		c = &client{sub: sub, format: JSONPatch}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the client did not subscribe once the fan-out ended")
-	}
-	if err := c.read(5 * time.Second); err != nil {
+	if err := <-read; err != nil {
 		t.Fatal(err)
 	}
-	if c.id != ids[1] || c.events[0].Type != "snapshot" {
-		t.Fatalf("the client started from %s %q, want the snapshot of the change written meanwhile, %q",
-			c.events[0].Type, c.id, ids[1])
+	if c.id != ids[0] || c.events[0].Type != "snapshot" {
+		t.Fatalf("the client's first frames hold %s %q, want the snapshot planned when it subscribed, %q",
+			c.events[0].Type, c.id, ids[0])
 	}
+	c.waitDoc(t, docs[1])
 
 	tp.fan.begin() // a fan-out that never ends holds no client longer than admitWait
 	start := time.Now()
-	subscribe(t, h, src, ids[1])
+	late := subscribe(t, h, src, ids[1])
+	if err := late.read(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 	if d := time.Since(start); d < admitWait || d > admitWait+5*time.Second {
-		t.Errorf("subscribing during a fan-out that never ends took %v, want about %v", d, admitWait)
+		t.Errorf("the first frames during a fan-out that never ends came after %v, want about %v", d, admitWait)
 	}
 	tp.fan.end()
 }

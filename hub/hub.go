@@ -206,7 +206,6 @@ func (h *Hub) SubscribeLimited(key string, newSource func() Source, lastEventID 
 // others.
 func (h *Hub) open(t *Topic, lastEventID string, format Format, lim Limits) *Subscription {
 	t.waitReady()
-	t.fan.wait(admitWait)
 	s := t.subscribe(lastEventID, format)
 	s.limits = lim
 	t.enlist(s)

@@ -26,6 +26,7 @@ type Subscription struct {
 	buf     [][]byte // reused for the frames of each wake-up
 	limits  Limits   // the route's, which counts the subscription until it is closed
 	closed  bool     // guarded by t.subsMu
+	started bool     // its first frames were settled: it waited for the fan-out then
 
 	end   chan struct{} // closed when a drain ends the subscription; made by drained, under endMu
 	endMu sync.Mutex    // guards what follows
@@ -126,6 +127,10 @@ func (s *Subscription) owes() bool {
 // settle returns the frames s owes, computing the catch-up among them now, and waiting
 // for it until ctx ends. The caller holds no lock: this may take long.
 func (s *Subscription) settle(ctx context.Context) ([][]byte, error) {
+	if !s.started {
+		s.started = true
+		s.t.fan.wait(ctx, admitWait)
+	}
 	if c := s.owed; c != nil {
 		fr, err := s.t.frameOf(ctx, c)
 		if err != nil {
