@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,8 +21,8 @@ const admitWait = 100 * time.Millisecond
 // follows from the log, so it loses nothing by waiting.
 type fanout struct {
 	mu   sync.Mutex
-	n    int
-	done chan struct{} // closed when n falls to zero; nil while n is zero
+	n    int                           // guarded by mu
+	done atomic.Pointer[chan struct{}] // closed when n falls to zero; nil while n is zero
 }
 
 // preparing holds the topic's new subscriptions, as a pass carrying a new frame does,
@@ -36,7 +37,8 @@ func (t *Topic) preparing() (done func()) {
 func (f *fanout) begin() {
 	f.mu.Lock()
 	if f.n == 0 {
-		f.done = make(chan struct{})
+		ch := make(chan struct{})
+		f.done.Store(&ch)
 	}
 	f.n++
 	f.mu.Unlock()
@@ -46,21 +48,23 @@ func (f *fanout) begin() {
 func (f *fanout) end() {
 	f.mu.Lock()
 	if f.n--; f.n == 0 {
-		close(f.done)
-		f.done = nil
+		close(*f.done.Swap(nil))
 	}
 	f.mu.Unlock()
 }
 
-// inFlight returns the channel closed when the passes in flight end, or nil when none is.
+// inFlight returns the channel closed when the passes in flight end, or nil when none
+// is. It takes no lock: every client of a reconnect storm asks.
 func (f *fanout) inFlight() <-chan struct{} {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.done
+	if ch := f.done.Load(); ch != nil {
+		return *ch
+	}
+	return nil
 }
 
-// wait waits until the passes in flight end, at most max, or until ctx ends. Passes
-// counted after it began do not hold it longer.
+// wait waits until the count of passes in flight falls to zero, at most max, or until
+// ctx ends. Passes that begin before it falls hold it too: under changes that follow one
+// another without a pause, max is what bounds it.
 func (f *fanout) wait(ctx context.Context, max time.Duration) {
 	done := f.inFlight()
 	if done == nil {
