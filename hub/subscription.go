@@ -125,7 +125,8 @@ func (s *Subscription) owes() bool {
 }
 
 // settle returns the frames s owes, computing the catch-up among them now, and waiting
-// for it until ctx ends. The caller holds no lock: this may take long.
+// for it until ctx ends. The first time, it first waits for a fan-out in flight on the
+// topic (see fanout). The caller holds no lock: this may take long.
 func (s *Subscription) settle(ctx context.Context) ([][]byte, error) {
 	if !s.started {
 		s.started = true
