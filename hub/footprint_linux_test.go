@@ -54,16 +54,8 @@ func handOverClients(t *testing.T, h *Hub, src Source, n int) []net.Conn {
 	defer ln.Close()
 	clients := make([]net.Conn, n)
 	for i := range clients {
-		cc, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cc.Close() })
+		sc, cc := acceptPair(t, ln)
 		clients[i] = cc
-		sc, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
 		sub, err := h.Subscribe("k", func() Source { return src }, "", JSONPatch)
 		if err != nil {
 			t.Fatal(err)

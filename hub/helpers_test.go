@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"testing"
 	"time"
@@ -187,3 +188,19 @@ func newHub(t *testing.T, cfg Config) *Hub {
 }
 
 func doc(i int) string { return fmt.Sprintf(`{"n":%d,"items":[%d,"x"],"fixed":{"a":"b"}}`, i, i) }
+
+// acceptPair connects a client to ln and returns both ends; the client's end is closed
+// when the test ends, the server's is the caller's.
+func acceptPair(tb testing.TB, ln net.Listener) (server, client net.Conn) {
+	tb.Helper()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = client.Close() })
+	server, err = ln.Accept()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return server, client
+}

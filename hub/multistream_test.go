@@ -79,15 +79,7 @@ func serveMultiOver(t *testing.T, topics []legTopic, n int, prepare func(server,
 	defer ln.Close()
 	clients := make([]*multiClient, n)
 	for i := range clients {
-		cc, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cc.Close() })
-		sc, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
+		sc, cc := acceptPair(t, ln)
 		if prepare != nil {
 			prepare(sc.(*net.TCPConn), cc.(*net.TCPConn))
 		}
@@ -434,15 +426,7 @@ func serveMultiCtx(t *testing.T, ctx context.Context, topics []legTopic, m Multi
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	cc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	sc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	sc, cc := acceptPair(t, ln)
 	for _, lt := range topics {
 		m.Subs = append(m.Subs, lt.subscribe(t))
 	}

@@ -46,7 +46,7 @@ func BenchmarkResumeServe(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		b.StopTimer()
-		client, server := loopbackPair(b, ln)
+		server, client := acceptPair(b, ln)
 		b.StartTimer()
 		sub, err := h.Subscribe("k", func() Source { return src }, ids[i%behind], formats[i%len(formats)])
 		if err != nil {
@@ -60,18 +60,4 @@ func BenchmarkResumeServe(b *testing.B) {
 	for _, c := range clients {
 		_ = c.Close()
 	}
-}
-
-// loopbackPair returns both ends of a new connection to ln.
-func loopbackPair(tb testing.TB, ln net.Listener) (client, server net.Conn) {
-	tb.Helper()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	server, err = ln.Accept()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return client, server
 }

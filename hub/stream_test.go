@@ -47,14 +47,7 @@ func serveClients(t *testing.T, h *Hub, src Source, n int, prepare func(server, 
 	defer ln.Close()
 	clients := make([]*connClient, n)
 	for i := range clients {
-		cc, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
+		sc, cc := acceptPair(t, ln)
 		if prepare != nil {
 			prepare(sc.(*net.TCPConn), cc.(*net.TCPConn))
 		}
@@ -66,9 +59,7 @@ func serveClients(t *testing.T, h *Hub, src Source, n int, prepare func(server, 
 			t.Fatal(err)
 		}
 		sub.Serve(context.Background(), sc)
-		c := &connClient{conn: cc, more: make(chan struct{})}
-		t.Cleanup(func() { _ = cc.Close() })
-		clients[i] = c
+		clients[i] = &connClient{conn: cc, more: make(chan struct{})}
 	}
 	return clients
 }
@@ -401,15 +392,7 @@ func TestServeConnWithoutSocket(t *testing.T) {
 	ids := versions(t, docs)
 	clients := make([]*connClient, 20)
 	for i := range clients {
-		cc, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cc.Close() })
-		sc, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
+		sc, cc := acceptPair(t, ln)
 		sub, err := h.Subscribe("k", func() Source { return src }, "", JSONPatch)
 		if err != nil {
 			t.Fatal(err)

@@ -52,15 +52,7 @@ func serveSocket(t *testing.T, h *Hub, serve func(*Subscription, net.Conn)) <-ch
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = client.Close() })
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	server, client := acceptPair(t, ln)
 	sub, err := h.Subscribe("k", func() Source { return nil }, "", JSONPatch)
 	if err != nil {
 		t.Fatal(err)
