@@ -22,22 +22,32 @@ var caddyhttpPkg = reflect.TypeFor[caddyhttp.ResponseWriterWrapper]().PkgPath()
 // typeKey names a type: its import path and its name.
 type typeKey struct{ pkg, name string }
 
-// passThrough lists, by type, the wrappers that Caddy v2.11 puts between a route and
-// net/http and that hand every byte written through them on unchanged. Each entry
-// reports whether w does so now, once the response header went out.
-var passThrough = map[typeKey]func(w http.ResponseWriter) bool{
+// A wrapper is what the stream needs to know of a kind of ResponseWriter wrapper.
+type wrapper struct {
+	// pass reports whether w hands every byte written through it on unchanged in its
+	// present state, once the response header went out.
+	pass func(w http.ResponseWriter) bool
+	// headInert is true when it does nothing as the response header is written, so that
+	// a stream behind it may write its header itself (see responsehead.go).
+	headInert bool
+}
+
+// wrappers lists, by type, the wrappers that Caddy v2.11 puts between a route and
+// net/http and that hand every byte written through them on unchanged.
+var wrappers = map[typeKey]wrapper{
 	// The plain wrapper, embedded by most of the others.
-	{caddyhttpPkg, "ResponseWriterWrapper"}: always,
+	{caddyhttpPkg, "ResponseWriterWrapper"}: {pass: always, headInert: true},
 	// The recorder of the access log. It counts the bytes written through it: the
-	// frames the hub writes after the hand-over are not in the logged size. The same
-	// type buffers for other middleware; a buffering one is not passed.
-	{caddyhttpPkg, "responseRecorder"}: notBuffering,
+	// frames the hub writes after the hand-over are not in the logged size. It records
+	// the status when the header is written. The same type buffers for other
+	// middleware; a buffering one is not passed.
+	{caddyhttpPkg, "responseRecorder"}: {pass: notBuffering},
 	// The server's read and write idle timeouts (on by default). The hub sets its own
 	// write deadline on the connection, and reads nothing but the client closing it.
-	{caddyhttpPkg, "IdleTimeoutWriter"}:  always,
-	{caddyhttpPkg, "readDeadlineWriter"}: always,
+	{caddyhttpPkg, "IdleTimeoutWriter"}:  {pass: always, headInert: true},
+	{caddyhttpPkg, "readDeadlineWriter"}: {pass: always, headInert: true},
 	// `header` with deferred operations: it changes the header only, when it is written.
-	{caddyhttpPkg + "/headers", "responseWriterWrapper"}: always,
+	{caddyhttpPkg + "/headers", "responseWriterWrapper"}: {pass: always},
 }
 
 func always(http.ResponseWriter) bool { return true }
@@ -50,25 +60,31 @@ func notBuffering(w http.ResponseWriter) bool {
 // netHTTPResponse is net/http's own HTTP/1.x ResponseWriter, the one that hijacks.
 var netHTTPResponse = typeKey{"net/http", "response"}
 
-// hijacker returns net/http's own ResponseWriter beneath w if every wrapper between them
-// is of a type in passThrough, or nil. With headerOut, after the response header went
-// out, each wrapper must also pass bytes through in its present state.
-func hijacker(w http.ResponseWriter, headerOut bool) http.Hijacker {
+// innermost unwraps w down to the writer that wraps no other, and returns it if every
+// wrapper on the way is in wrappers and ok for it; otherwise nil.
+func innermost(w http.ResponseWriter, ok func(wrapper, http.ResponseWriter) bool) http.ResponseWriter {
 	for {
-		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			break
+		u, isWrapper := w.(interface{ Unwrap() http.ResponseWriter })
+		if !isWrapper {
+			return w
 		}
-		pass, known := passThrough[typeName(w)]
-		if !known || headerOut && !pass(w) {
+		kind, known := wrappers[typeName(w)]
+		if !known || !ok(kind, w) {
 			return nil
 		}
 		w = u.Unwrap()
 	}
-	if typeName(w) != netHTTPResponse {
+}
+
+// hijacker returns net/http's own ResponseWriter beneath w if every wrapper between them
+// is of a type in wrappers, or nil. With headerOut, after the response header went out,
+// each wrapper must also pass bytes through in its present state.
+func hijacker(w http.ResponseWriter, headerOut bool) http.Hijacker {
+	inner := innermost(w, func(kind wrapper, w http.ResponseWriter) bool { return !headerOut || kind.pass(w) })
+	if inner == nil || typeName(inner) != netHTTPResponse {
 		return nil
 	}
-	hj, _ := w.(http.Hijacker)
+	hj, _ := inner.(http.Hijacker)
 	return hj
 }
 

@@ -12,33 +12,11 @@ import (
 // fill a fresh 4 KiB buffer per connection that the hand-over then drops, and cost a
 // flush through every wrapper, in each of the thousands of requests of a reconnect storm.
 
-// headInert lists the wrappers that Caddy v2.11 puts between a route and net/http and
-// that do nothing when the response header is written: a stream behind these alone may
-// write its header itself. The access log's recorder (it records the status) and
-// `header` with deferred operations (it edits the header then) are not among them.
-var headInert = map[typeKey]bool{
-	{caddyhttpPkg, "ResponseWriterWrapper"}: true,
-	{caddyhttpPkg, "IdleTimeoutWriter"}:     true,
-	{caddyhttpPkg, "readDeadlineWriter"}:    true,
-}
-
 // writesOwnHead reports whether a stream written through w, an HTTP/1.1 response that
 // hijacker allows to be handed over, may write its response header itself: whether no
-// wrapper of w acts on the header.
+// wrapper of w acts on the header (see wrapper.headInert).
 func writesOwnHead(w http.ResponseWriter, r *http.Request) bool {
-	if !r.ProtoAtLeast(1, 1) {
-		return false
-	}
-	for {
-		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			return true
-		}
-		if !headInert[typeName(w)] {
-			return false
-		}
-		w = u.Unwrap()
-	}
+	return r.ProtoAtLeast(1, 1) && innermost(w, func(kind wrapper, _ http.ResponseWriter) bool { return kind.headInert }) != nil
 }
 
 // headExcluded are the fields of the handler's header that the response head does not
