@@ -52,33 +52,41 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, lp loop) e
 		}
 	}()
 	setStreamHeaders(w.Header())
-	var hj http.Hijacker
-	if r.ProtoMajor == 1 {
-		hj = hijacker(w, false)
-	}
-	if hj != nil {
-		// The body then ends when the connection closes, as the SSE specification
-		// recommends, rather than being chunked: the hub writes frames as they are.
-		w.Header().Set("Transfer-Encoding", "identity")
-		if writesOwnHead(w, r) {
-			if handedOver = h.handOverWithHead(w.Header(), r, sub, hj); handedOver {
-				return nil
-			}
-		}
-	}
-	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
-	if hj != nil {
-		var ok bool
-		if handedOver, ok = h.handOver(w, rc, r, sub, hj); handedOver || !ok {
-			return nil
-		}
+	var done bool
+	if handedOver, done = h.startStream(w, rc, r, sub); done {
+		return nil
 	}
 	ctx, cancel := h.streamContext(r)
 	defer cancel()
 	defer context.AfterFunc(h.streams, cancel)()
 	h.pump(ctx, w, rc, r, sub)
 	return nil
+}
+
+// startStream writes the response header and, over HTTP/1.x when w allows it, hands the
+// connection to the hub: with a header it writes itself when no wrapper acts on the
+// header, or else after the header and the first frames went out through w. It reports
+// whether it handed the stream over, and whether the stream is done here, handed over or
+// ended; a stream not done goes on through w.
+func (h *Handler) startStream(w http.ResponseWriter, rc *http.ResponseController, r *http.Request, sub *hub.Subscription) (handedOver, done bool) {
+	var hj http.Hijacker
+	if r.ProtoMajor == 1 {
+		hj = hijacker(w, false)
+	}
+	if hj == nil {
+		w.WriteHeader(http.StatusOK)
+		return false, false
+	}
+	// The body then ends when the connection closes, as the SSE specification
+	// recommends, rather than being chunked: the hub writes frames as they are.
+	w.Header().Set("Transfer-Encoding", "identity")
+	if writesOwnHead(w, r) && h.handOverWithHead(w.Header(), r, sub, hj) {
+		return true, true
+	}
+	w.WriteHeader(http.StatusOK)
+	handedOver, ok := h.handOver(w, rc, r, sub, hj)
+	return handedOver, handedOver || !ok
 }
 
 // handOver writes the first frames through w and then hands the connection to the hub,
