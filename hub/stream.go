@@ -74,6 +74,31 @@ func (s *Subscription) ServeUntil(ctx context.Context, conn net.Conn, expires ti
 
 // serve hands conn to the hub for the subscriptions of m: see Serve and ServeMulti.
 func serve(ctx context.Context, conn net.Conn, m Multi) {
+	st := newStream(ctx, conn, m)
+	if err := st.settleFirst(m.Head); err != nil {
+		st.fail(err)
+		return
+	}
+	shared := st.fd >= 0 && st.shardLegs()
+	if err := st.flush(); err != nil {
+		st.fail(err)
+		return
+	}
+	st.watchClose()
+	if !shared {
+		if st.state.CompareAndSwap(stateFast, stateDraining) {
+			go st.serveBlocking()
+		}
+		return
+	}
+	for _, l := range st.legs {
+		l.shard.add(l)
+	}
+}
+
+// newStream makes the stream of conn for the subscriptions of m, one leg each, with its
+// context, which ends at the first expiry or lifetime of its legs, or with ctx.
+func newStream(ctx context.Context, conn net.Conn, m Multi) *stream {
 	st := &stream{conn: conn, fd: socketFD(conn), rewrite: m.Rewrite, onClose: m.OnClose}
 	var end time.Time
 	for i, s := range m.Subs {
@@ -94,38 +119,28 @@ func serve(ctx context.Context, conn net.Conn, m Multi) {
 		st.ctx, st.cancel = context.WithDeadline(ctx, end)
 	}
 	st.afterEnd(ctx, end, st.end)
+	return st
+}
+
+// settleFirst puts in st.out what the client is sent first: head, unless empty, then
+// each leg's first frames. A leg already drained fails it.
+func (st *stream) settleFirst(head []byte) error {
 	for _, l := range st.legs {
 		if !l.sub.onDrain(st.close) {
-			st.fail(ErrDrained)
-			return
+			return ErrDrained
 		}
 	}
-	if len(m.Head) > 0 {
-		st.out = append(st.out, m.Head)
+	if len(head) > 0 {
+		st.out = append(st.out, head)
 	}
 	for _, l := range st.legs {
 		owed, err := l.sub.settle(st.ctx)
 		st.takeNow(l, owed)
 		if err != nil {
-			st.fail(err)
-			return
+			return err
 		}
 	}
-	shared := st.fd >= 0 && st.shardLegs()
-	if err := st.flush(); err != nil {
-		st.fail(err)
-		return
-	}
-	st.watchClose()
-	if !shared {
-		if st.state.CompareAndSwap(stateFast, stateDraining) {
-			go st.serveBlocking()
-		}
-		return
-	}
-	for _, l := range st.legs {
-		l.shard.add(l)
-	}
+	return nil
 }
 
 // shardLegs deals each leg to a shard of its topic, and reports whether every one has
