@@ -258,6 +258,50 @@ func (p *benchPublisher) resumeOnce(ctx context.Context, ln net.Listener, r *buf
 	return true
 }
 
+// resumeFromBareServer is resumeOverLoopback against a server that only writes: each
+// connection is written the catch-up for id, read from the hub once before the loop,
+// and closed.
+func (p *benchPublisher) resumeFromBareServer(ctx context.Context, id string) {
+	sub := p.subscribe(id, MergePatch)
+	frames, err := sub.Next(ctx)
+	sub.Close()
+	if err != nil {
+		return
+	}
+	body := bytes.Join(frames, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		p.b.Error(err)
+		return
+	}
+	defer ln.Close()
+	context.AfterFunc(ctx, func() { ln.Close() })
+	r := bufio.NewReaderSize(nil, 64<<10)
+	for ctx.Err() == nil && p.bareOnce(ln, r, body) {
+	}
+}
+
+// bareOnce connects to ln, writes body to the connection from the server's end and
+// closes it, and reads it from the client's. It returns false when ln is closed.
+func (p *benchPublisher) bareOnce(ln net.Listener, r *bufio.Reader, body []byte) bool {
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return false
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		return false
+	}
+	_, err = server.Write(body)
+	server.Close()
+	r.Reset(client)
+	if err == nil && readEvent(r) {
+		p.resumes.Add(1)
+	}
+	return true
+}
+
 // readEvent reads from r up to the end of its first event with data, the catch-up (the
 // retry field comes before it), and reports whether it came whole.
 func readEvent(r *bufio.Reader) bool {

@@ -23,6 +23,12 @@ import (
 // per processor, each waiting in epoll on its share of them and looking in what it reads
 // only for the ends of events.
 //
+// The variant resumers=50-from-a-bare-server is the floor the machine sets: the same 50
+// clients, in the same closed loop, get the same bytes from a server that does nothing
+// but write them, with no hub, no catch-up and no wait. What it costs the live
+// subscribers is the cost of the connections alone, on processors the clients share
+// with the server.
+//
 //	go test -run '^$' -bench DeliveryWhileResuming -benchtime 100x ./hub
 func BenchmarkDeliveryWhileResumingOverSockets(b *testing.B) {
 	b.Run("resumers=0", func(b *testing.B) { benchDeliveryTo(b, 1000, liveOverSockets, 0, nil) })
@@ -33,6 +39,9 @@ func BenchmarkDeliveryWhileResumingOverSockets(b *testing.B) {
 		benchDeliveryTo(b, 1000, liveOverSockets, 50, func(p *benchPublisher, ctx context.Context, id string) {
 			p.resumeOverLoopbackEvery(ctx, id, 100*time.Millisecond)
 		})
+	})
+	b.Run("resumers=50-from-a-bare-server", func(b *testing.B) {
+		benchDeliveryTo(b, 1000, liveOverSockets, 50, (*benchPublisher).resumeFromBareServer)
 	})
 }
 
