@@ -155,15 +155,8 @@ func (l *leg) behind() bool {
 	return l.sub.next != t.head
 }
 
-// passYield is how many streams a pass writes to between two yields of its processor.
-// Its writes never block, so a pass over a large shard would otherwise hold the
-// processor until the runtime preempts it, 10 ms on: the goroutines that the writes
-// wake, and the server's other requests, run in between.
-const passYield = 64
-
 // pass writes to each stream of the shard the frames added to the log since it last
-// read, then drops the streams that have ended. It yields its processor every passYield
-// streams.
+// read, then drops the streams that have ended.
 func (sh *shard) pass() {
 	sh.queued.Store(false)
 	if sh.fresh.Swap(false) {
@@ -175,12 +168,9 @@ func (sh *shard) pass() {
 	list := sh.legs
 	sh.mu.Unlock()
 	var events, bytes int
-	for i, l := range list {
+	for _, l := range list {
 		e, b := l.deliver(&v)
 		events, bytes = events+e, bytes+b
-		if i%passYield == passYield-1 {
-			runtime.Gosched()
-		}
 	}
 	if events > 0 {
 		sh.t.hub.cfg.Observer.Sent(events, bytes)
