@@ -94,9 +94,12 @@ func raiseOpenFiles(b *testing.B, n uint64) {
 	}
 }
 
+// A fataler ends the run it is given to, as testing.B does.
+type fataler interface{ Fatal(args ...any) }
+
 // dialRaw connects a socket to 127.0.0.1:port, outside the runtime's poller, and returns
 // it non-blocking.
-func dialRaw(b *testing.B, port int) int {
+func dialRaw(b fataler, port int) int {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		b.Fatal(err)
@@ -123,7 +126,7 @@ type epollReader struct {
 
 const stopToken = -1 // the epoll data of the stop eventfd
 
-func newEpollReader(b *testing.B, rec *latencies) *epollReader {
+func newEpollReader(b fataler, rec *latencies) *epollReader {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		b.Fatal(err)
@@ -137,7 +140,7 @@ func newEpollReader(b *testing.B, rec *latencies) *epollReader {
 	return r
 }
 
-func (r *epollReader) watch(b *testing.B, fd, token int) {
+func (r *epollReader) watch(b fataler, fd, token int) {
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(token)}
 	if err := unix.EpollCtl(r.ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		b.Fatal(err)
@@ -145,7 +148,7 @@ func (r *epollReader) watch(b *testing.B, fd, token int) {
 }
 
 // add has r read client i from fd.
-func (r *epollReader) add(b *testing.B, fd, i int) {
+func (r *epollReader) add(b fataler, fd, i int) {
 	r.clients[i] = new(eventScanner)
 	r.fds[i] = fd
 	r.watch(b, fd, i)
