@@ -75,12 +75,7 @@ func benchDelivery(b *testing.B, live, resumers int, resume resumer) {
 }
 
 func benchDeliveryTo(b *testing.B, live int, startLive liveStarter, resumers int, resume resumer) {
-	h := New(Config{Linger: time.Hour, Heartbeat: time.Hour})
-	defer h.Close()
-	pub := newBenchPublisher(b, h)
-	for range 300 {
-		pub.publish()
-	}
+	pub := publishedBench(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -98,13 +93,11 @@ func benchDeliveryTo(b *testing.B, live int, startLive liveStarter, resumers int
 	b.ResetTimer()
 	pub.resumes.Store(0)
 	for range b.N {
-		time.Sleep(20 * time.Millisecond) // a change every 20 ms or so
-		done := pub.t.preparing()         // as a PollSource does with each new body
-		pub.change()
-		r0 := pub.resumes.Load()
-		rec.start()
-		pub.commit()
-		done()
+		var r0 int64
+		pub.publishPaced(func() {
+			r0 = pub.resumes.Load()
+			rec.start()
+		})
 		if !rec.wait(30 * time.Second) {
 			b.Fatal("a change did not reach every subscriber within 30s")
 		}
@@ -118,6 +111,18 @@ func benchDeliveryTo(b *testing.B, live int, startLive liveStarter, resumers int
 	p50, p99 := rec.percentiles()
 	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+}
+
+// publishedBench starts a hub whose topic holds 300 versions of the benchmark's
+// document, closed when the benchmark ends.
+func publishedBench(b *testing.B) *benchPublisher {
+	h := New(Config{Linger: time.Hour, Heartbeat: time.Hour})
+	b.Cleanup(h.Close)
+	pub := newBenchPublisher(b, h)
+	for range 300 {
+		pub.publish()
+	}
+	return pub
 }
 
 // benchPublisher publishes versions of a 128 KB document on a topic of its own.
@@ -184,6 +189,18 @@ func (p *benchPublisher) commit() {
 
 func (p *benchPublisher) publish() { p.change(); p.commit() }
 
+// publishPaced publishes the next change about 20 ms after the last, holding the topic's
+// new subscriptions while it makes it, as a PollSource does while it reads a new body.
+// It calls stamp just before it publishes.
+func (p *benchPublisher) publishPaced(stamp func()) {
+	time.Sleep(20 * time.Millisecond)
+	done := p.t.preparing()
+	p.change()
+	stamp()
+	p.commit()
+	done()
+}
+
 // resumeLoop resumes from id, reads the catch-up and leaves, until ctx ends.
 func (p *benchPublisher) resumeLoop(ctx context.Context, id string) {
 	for ctx.Err() == nil {
@@ -207,13 +224,11 @@ func (p *benchPublisher) resumeOverLoopback(ctx context.Context, id string) {
 // resumeOverLoopbackEvery is resumeOverLoopback starting a resume at most once every
 // pace: clients that come back at a set rate, whatever the server's speed.
 func (p *benchPublisher) resumeOverLoopbackEvery(ctx context.Context, id string, pace time.Duration) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		p.b.Error(err)
+	ln := p.clientListener(ctx)
+	if ln == nil {
 		return
 	}
 	defer ln.Close()
-	context.AfterFunc(ctx, func() { ln.Close() })
 	// One read buffer for all of this client's resumes: a client's memory is not the
 	// server's, and here both share one heap.
 	r := bufio.NewReaderSize(nil, 64<<10)
@@ -234,18 +249,26 @@ func (p *benchPublisher) resumeOverLoopbackEvery(ctx context.Context, id string,
 	}
 }
 
+// clientListener returns a loopback listener for a resuming client's connections,
+// closed when ctx ends, or nil if it cannot listen.
+func (p *benchPublisher) clientListener(ctx context.Context) net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		p.b.Error(err)
+		return nil
+	}
+	context.AfterFunc(ctx, func() { ln.Close() })
+	return ln
+}
+
 // resumeOnce resumes from id over a new connection to ln, reads the catch-up with r and
 // hangs up. It returns false when ln is closed.
 func (p *benchPublisher) resumeOnce(ctx context.Context, ln net.Listener, r *bufio.Reader, id string) bool {
-	client, err := net.Dial("tcp", ln.Addr().String())
+	client, server, err := connectTo(ln)
 	if err != nil {
 		return false
 	}
 	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		return false
-	}
 	if sub, err := p.h.Subscribe("k", func() Source { return idleSource{} }, id, MergePatch); err == nil {
 		sub.Serve(ctx, server)
 	} else {
@@ -269,30 +292,36 @@ func (p *benchPublisher) resumeFromBareServer(ctx context.Context, id string) {
 		return
 	}
 	body := bytes.Join(frames, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		p.b.Error(err)
+	ln := p.clientListener(ctx)
+	if ln == nil {
 		return
 	}
 	defer ln.Close()
-	context.AfterFunc(ctx, func() { ln.Close() })
 	r := bufio.NewReaderSize(nil, 64<<10)
 	for ctx.Err() == nil && p.bareOnce(ln, r, body) {
 	}
 }
 
+// connectTo connects a client to ln and returns both ends.
+func connectTo(ln net.Listener) (client, server net.Conn, err error) {
+	if client, err = net.Dial("tcp", ln.Addr().String()); err != nil {
+		return nil, nil, err
+	}
+	if server, err = ln.Accept(); err != nil {
+		client.Close()
+		return nil, nil, err
+	}
+	return client, server, nil
+}
+
 // bareOnce connects to ln, writes body to the connection from the server's end and
 // closes it, and reads it from the client's. It returns false when ln is closed.
 func (p *benchPublisher) bareOnce(ln net.Listener, r *bufio.Reader, body []byte) bool {
-	client, err := net.Dial("tcp", ln.Addr().String())
+	client, server, err := connectTo(ln)
 	if err != nil {
 		return false
 	}
 	defer client.Close()
-	server, err := ln.Accept()
-	if err != nil {
-		return false
-	}
 	_, err = server.Write(body)
 	server.Close()
 	r.Reset(client)

@@ -53,12 +53,7 @@ func init() {
 
 func benchApart(b *testing.B, live, resumers int, pace time.Duration) {
 	raiseOpenFiles(b, uint64(2*live+1024)) // the child inherits the limit
-	h := New(Config{Linger: time.Hour, Heartbeat: time.Hour})
-	defer h.Close()
-	pub := newBenchPublisher(b, h)
-	for range 300 {
-		pub.publish()
-	}
+	pub := publishedBench(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	srv := &apartServer{pub: pub, ctx: ctx}
@@ -78,13 +73,11 @@ func benchApart(b *testing.B, live, resumers int, pace time.Duration) {
 	b.ResetTimer()
 	srv.served.Store(0)
 	for range b.N {
-		time.Sleep(20 * time.Millisecond) // a change every 20 ms or so
-		done := pub.t.preparing()         // as a PollSource does with each new body
-		pub.change()
-		r0 := srv.served.Load()
-		stamps = append(stamps, time.Now().UnixNano())
-		pub.commit()
-		done()
+		var r0 int64
+		pub.publishPaced(func() {
+			r0 = srv.served.Load()
+			stamps = append(stamps, time.Now().UnixNano())
+		})
 		child.next(b, "every live client read the change")
 		during += srv.served.Load() - r0
 	}
