@@ -42,10 +42,11 @@ type Multi struct {
 // frames of every subscription of m to it, each as Serve would, until the client leaves,
 // a write fails or takes longer than the write timeout (the longest of the subscriptions'
 // hubs), the first of their topics stops or a drain ends the first of them, the access
-// to one of them expires (see Multi.Expires) or ctx ends: then the connection is closed and every subscription ends. The caller has
-// written the response header, and may have read frames with Next or Ready; frames not
-// read yet are written before ServeMulti returns. The caller must not use conn or the
-// subscriptions again.
+// to one of them expires (see Multi.Expires) or ctx ends: then the connection is closed
+// and every subscription ends. The caller has written the response header, unless it
+// gives it as Head, and may have read frames with Next or Ready; frames not read yet are
+// written before ServeMulti returns. The caller must not use conn or the subscriptions
+// again.
 func ServeMulti(ctx context.Context, conn net.Conn, m Multi) {
 	if len(m.Subs) == 0 {
 		_ = conn.Close()

@@ -167,7 +167,7 @@ func (st *stream) take(l *leg, frames [][]byte) {
 	if st.rewrite == nil {
 		st.out = append(st.out, frames...)
 	} else {
-		st.out = append(st.out, st.rewriteAll(nil, l.i, frames))
+		st.out = append(st.out, st.appendFrames(nil, l.i, frames))
 	}
 	l.sub.t.hub.cfg.Observer.Sent(len(frames), size(frames))
 }
@@ -188,10 +188,15 @@ func earlier(a, b time.Time) time.Time {
 	return a
 }
 
-// rewriteAll appends frames of leg i to dst as the client is sent them.
-func (st *stream) rewriteAll(dst []byte, i int, frames [][]byte) []byte {
+// appendFrames appends frames of leg i to dst as the client is sent them: rewritten, if
+// the stream rewrites them.
+func (st *stream) appendFrames(dst []byte, i int, frames [][]byte) []byte {
 	for _, f := range frames {
-		dst = st.rewrite(dst, i, f)
+		if st.rewrite == nil {
+			dst = append(dst, f...)
+		} else {
+			dst = st.rewrite(dst, i, f)
+		}
 	}
 	return dst
 }
@@ -237,7 +242,7 @@ func size(frames [][]byte) int {
 func (st *stream) writeNow(l *leg, frames [][]byte) error {
 	sh := l.shard
 	if st.rewrite != nil {
-		sh.rewritten = st.rewriteAll(sh.rewritten[:0], l.i, frames)
+		sh.rewritten = st.appendFrames(sh.rewritten[:0], l.i, frames)
 		sh.one = append(sh.one[:0], sh.rewritten)
 		frames = sh.one
 		defer sh.dropScratch()
@@ -351,6 +356,7 @@ func (st *stream) catchUp() (done bool, err error) {
 // without blocking, such as TLS, from a goroutine of the stream's own.
 func (st *stream) serveBlocking() {
 	wakes := make([]<-chan struct{}, len(st.legs))
+	var cases []reflect.SelectCase // reused by every wait
 	for {
 		more := false
 		for i, l := range st.legs {
@@ -369,7 +375,7 @@ func (st *stream) serveBlocking() {
 			wakes[i] = wake
 			more = more || wake == nil
 		}
-		if !more && !wakeAny(st.ctx, wakes) {
+		if !more && !wakeAny(st.ctx, wakes, &cases) {
 			st.fail(st.ctx.Err())
 			return
 		}
@@ -377,8 +383,8 @@ func (st *stream) serveBlocking() {
 }
 
 // wakeAny waits until one of wakes is closed, and sets it to nil, or until ctx ends, and
-// reports whether ctx is still on.
-func wakeAny(ctx context.Context, wakes []<-chan struct{}) bool {
+// reports whether ctx is still on. It selects over several with *cases, which it reuses.
+func wakeAny(ctx context.Context, wakes []<-chan struct{}, cases *[]reflect.SelectCase) bool {
 	if len(wakes) == 1 {
 		select {
 		case <-wakes[0]:
@@ -388,12 +394,12 @@ func wakeAny(ctx context.Context, wakes []<-chan struct{}) bool {
 			return false
 		}
 	}
-	cases := make([]reflect.SelectCase, 0, len(wakes)+1)
-	cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
+	cs := append((*cases)[:0], reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())})
 	for _, w := range wakes {
-		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w)})
+		cs = append(cs, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w)})
 	}
-	chosen, _, _ := reflect.Select(cases)
+	*cases = cs
+	chosen, _, _ := reflect.Select(cs)
 	if chosen == 0 {
 		return false
 	}
@@ -474,11 +480,7 @@ func (st *stream) expired() []byte {
 		if l.expires.IsZero() || now.Before(l.expires) {
 			continue
 		}
-		if f := ExpiredFrame(l.expires); st.rewrite != nil {
-			out = st.rewrite(out, l.i, f)
-		} else {
-			out = append(out, f...)
-		}
+		out = st.appendFrames(out, l.i, [][]byte{ExpiredFrame(l.expires)})
 	}
 	return out
 }
