@@ -327,18 +327,13 @@ func (c *rawMux) snapshot() map[string][]string {
 // waitEnd waits until the connection has ended, failing after d.
 func (c *rawMux) waitEnd(t testing.TB, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
+	ended := func() bool {
 		c.mu.Lock()
-		done := c.done
-		c.mu.Unlock()
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the mux connection is still open %v later", d)
-		}
-		time.Sleep(5 * time.Millisecond)
+		defer c.mu.Unlock()
+		return c.done
+	}
+	if !waitWithin(d, ended) {
+		t.Fatalf("the mux connection is still open %v later", d)
 	}
 }
 
@@ -368,14 +363,24 @@ func rowsDoc(route, rev int) string {
 		route, rev, rev, rev, strings.Repeat("steady ", 40))
 }
 
+// waitFor waits up to 10 s for cond, failing with what it waited for.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	if !waitWithin(10*time.Second, cond) {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// waitWithin checks cond every 5 ms until it holds or d has passed, and reports whether
+// it held.
+func waitWithin(d time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(d); ; time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return true
 		}
-		time.Sleep(10 * time.Millisecond)
+		if time.Now().After(deadline) {
+			return false
+		}
 	}
 }
 

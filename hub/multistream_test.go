@@ -165,18 +165,13 @@ func (c *multiClient) waitLast(t *testing.T, i int, id string, d time.Duration) 
 // waitEnd waits until the client's connection has ended, failing after d.
 func (c *multiClient) waitEnd(t *testing.T, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
+	ended := func() bool {
 		c.mu.Lock()
-		done := c.done
-		c.mu.Unlock()
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the stream did not end within %v", d)
-		}
-		time.Sleep(5 * time.Millisecond)
+		defer c.mu.Unlock()
+		return c.done
+	}
+	if !eventually(d, ended) {
+		t.Fatalf("the stream did not end within %v", d)
 	}
 }
 
